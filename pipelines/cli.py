@@ -1,0 +1,148 @@
+"""`docusign-billing`: run the pipeline, run the demo, query the DuckDB file.
+
+Exit codes: 0 success, 1 the run failed (API, response or load error), 2 configuration error,
+130 interrupted. Failures print one line on stderr; nothing of a failed run is loaded.
+"""
+
+import argparse
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.common.destination.exceptions import DestinationException, UnknownDestinationModule
+from dlt.common.exceptions import DltException
+
+from pipelines.docusign_billing_pipeline import format_summary, load, make_pipeline, summarize
+from sources.docusign_billing import settings
+from sources.docusign_billing.errors import ConfigError, DocuSignBillingError
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _progress(message: str) -> None:
+    print(f"docusign-billing: {message}", file=sys.stderr, flush=True)
+
+
+def _causes(ex: BaseException) -> List[BaseException]:
+    """The exception and everything it wraps (dlt wraps errors of each pipeline step)."""
+    chain: List[BaseException] = []
+    current: Optional[BaseException] = ex
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = getattr(current, "exception", None) or current.__cause__ or current.__context__
+    return chain
+
+
+def explain(ex: BaseException) -> tuple[int, str]:
+    """One line and an exit code for any failure; secrets never reach these messages."""
+    chain = _causes(ex)
+    for cause in chain:
+        if isinstance(cause, ConfigError):
+            return EXIT_CONFIG, f"configuration error: {cause}"
+        if isinstance(cause, DocuSignBillingError):
+            return EXIT_FAILED, str(cause)
+        if isinstance(cause, ConfigFieldMissingException):
+            fields = ", ".join(f"sources.docusign_billing.{f}" for f in cause.fields)
+            return EXIT_CONFIG, (
+                f"configuration error: {fields} is not set (in .dlt/config.toml, .dlt/secrets.toml"
+                " or as SOURCES__DOCUSIGN_BILLING__... environment variables)"
+            )
+        if isinstance(cause, UnknownDestinationModule):
+            return EXIT_CONFIG, f"configuration error: unknown destination: {str(cause).splitlines()[0]}"
+    deepest = chain[-1]
+    first_line = (str(deepest).strip().splitlines() or [type(deepest).__name__])[0]
+    kind = "destination error" if any(isinstance(c, DestinationException) for c in chain) else "error"
+    return EXIT_FAILED, f"{kind}: {first_line}"
+
+
+def _configured_source_args(args: argparse.Namespace) -> Dict[str, Any]:
+    source_args: Dict[str, Any] = {}
+    if args.accounts:
+        source_args["account_ids"] = args.accounts
+    if args.base_url:
+        source_args["base_url"] = args.base_url
+    return source_args
+
+
+def _sandbox_source_args(sandbox: Any) -> Dict[str, Any]:
+    from sources.docusign_billing.auth import DocuSignCredentials
+    from sources.docusign_billing.sandbox import ACCESS_TOKEN
+
+    _progress(f"sandbox API with {len(sandbox.account_ids)} synthetic accounts at {sandbox.base_url}")
+    return {
+        "account_ids": sandbox.account_ids,
+        "base_url": sandbox.base_url,
+        "credentials": DocuSignCredentials(auth="token", access_token=ACCESS_TOKEN),
+    }
+
+
+def _load_and_report(args: argparse.Namespace, source_args: Dict[str, Any]) -> None:
+    pipeline = make_pipeline(args.destination, args.dataset, args.pipelines_dir, args.duckdb_file)
+    started = time.monotonic()
+    load(pipeline, progress=_progress, **source_args)
+    summary = summarize(pipeline)
+    summary.seconds = time.monotonic() - started
+    print(format_summary(summary, pipeline))
+
+
+def _query(args: argparse.Namespace) -> None:
+    import duckdb
+
+    try:
+        with duckdb.connect(args.duckdb_file, read_only=True) as connection:
+            print(connection.sql(args.sql).df().to_string(index=False))
+    except duckdb.Error as ex:
+        raise DocuSignBillingError(f"query failed: {str(ex).splitlines()[0]}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="docusign-billing", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def add_load_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--destination", help="any dlt destination name (default: duckdb)")
+        command.add_argument("--dataset", default=settings.DATASET_NAME, help="dataset/schema name")
+        command.add_argument("--duckdb-file", default=settings.DUCKDB_FILE, help="DuckDB file for duckdb")
+        command.add_argument("--pipelines-dir", help="where dlt keeps pipeline state (default: dlt's)")
+
+    run = commands.add_parser("run", help="load the configured accounts")
+    add_load_options(run)
+    run.add_argument("--accounts", help="account ids, comma separated (overrides the config)")
+    run.add_argument("--base-url", help="e.g. https://demo.docusign.net/restapi (overrides the config)")
+
+    demo = commands.add_parser("demo", help="load synthetic accounts from the bundled sandbox API")
+    add_load_options(demo)
+    demo.add_argument("--demo-accounts", type=int, default=5, help="number of synthetic accounts")
+    demo.add_argument("--seed", type=int, default=7, help="seed of the synthetic data")
+
+    query = commands.add_parser("query", help="run SQL against the DuckDB file and print the rows")
+    query.add_argument("sql")
+    query.add_argument("--duckdb-file", default=settings.DUCKDB_FILE)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "query":
+            _query(args)
+        elif args.command == "demo":
+            from sources.docusign_billing.sandbox import Sandbox
+
+            with Sandbox(accounts=args.demo_accounts, seed=args.seed) as sandbox:
+                _load_and_report(args, _sandbox_source_args(sandbox))
+        else:
+            _load_and_report(args, _configured_source_args(args))
+    except KeyboardInterrupt:
+        print("docusign-billing: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (DocuSignBillingError, DltException, OSError) as ex:
+        code, message = explain(ex)
+        print(f"docusign-billing: {message}", file=sys.stderr)
+        return code
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""HTTP access to the DocuSign billing API: dlt's retrying client plus DocuSign's error codes."""
+
+import json
+import time
+from decimal import Decimal
+from typing import Any, Dict, Optional
+from urllib.parse import quote, urlsplit
+
+from dlt.sources.helpers.requests import Client
+from requests import RequestException, Response
+from requests.auth import AuthBase
+
+from . import settings
+from .errors import ApiError, AuthError, ConfigError, ResponseError
+
+AUTH_ERROR_CODES = frozenset(
+    {
+        "USER_AUTHENTICATION_FAILED",
+        "PARTNER_AUTHENTICATION_FAILED",
+        "AUTHORIZATION_INVALID_TOKEN",
+        "INVALID_TOKEN_FORMAT",
+    }
+)
+HINTS = {
+    "USER_LACKS_PERMISSIONS": "the user must be an administrator of this account to read its billing",
+    "USER_DOES_NOT_BELONG_TO_SPECIFIED_ACCOUNT": "the account id is wrong or the user is not a member of it",
+    "ACCOUNT_LACKS_PERMISSIONS": "the account's plan does not allow this call",
+    "HOURLY_APIINVOCATION_LIMIT_EXCEEDED": "DocuSign's API rate limit was hit on every retry; run again later",
+}
+AUTH_HINT = "check the credentials (and for production, that they belong to the production host)"
+
+
+def validate_base_url(base_url: str) -> str:
+    """Returns `base_url` without a trailing slash, or raises a `ConfigError`."""
+    parts = urlsplit(str(base_url or "").strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"base_url {base_url!r} is not an http(s) URL like {settings.DEFAULT_BASE_URL}"
+        )
+    return parts.geturl().rstrip("/")
+
+
+def _rate_limit_reset_as_retry_after(response: Response, *args: Any, **kwargs: Any) -> Response:
+    """Lets dlt's retry honour DocuSign's `X-RateLimit-Reset` (epoch seconds) like `Retry-After`."""
+    reset = response.headers.get("X-RateLimit-Reset")
+    if response.status_code == 429 and "Retry-After" not in response.headers and reset:
+        try:
+            wait = int(float(reset) - time.time()) + 1
+        except ValueError:
+            return response
+        if wait > 0:
+            response.headers["Retry-After"] = str(wait)
+    return response
+
+
+class DocuSignClient:
+    """Reads the billing endpoints of one DocuSign host for any account on it."""
+
+    def __init__(
+        self,
+        base_url: str,
+        auth: AuthBase,
+        request_timeout: float = settings.REQUEST_TIMEOUT,
+        max_attempts: int = settings.MAX_ATTEMPTS,
+        backoff_factor: float = settings.BACKOFF_FACTOR,
+        max_retry_delay: float = settings.MAX_RETRY_DELAY,
+    ) -> None:
+        self.base_url = validate_base_url(base_url)
+        self._http = Client(
+            request_timeout=request_timeout,
+            raise_for_status=False,
+            request_max_attempts=max_attempts,
+            request_backoff_factor=backoff_factor,
+            request_max_retry_delay=max_retry_delay,
+            session_attrs={
+                "auth": auth,
+                "headers": {"Accept": "application/json"},
+                "hooks": {"response": [_rate_limit_reset_as_retry_after]},
+            },
+        )
+
+    def past_due_invoices(self, account_id: str) -> Dict[str, Any]:
+        """The account's `billing_invoices_past_due` object, numbers kept exact as `Decimal`."""
+        path = settings.PAST_DUE_PATH.format(account_id=quote(account_id, safe=""))
+        return self._get_json(path, account_id)
+
+    def _get_json(self, path: str, account_id: str) -> Dict[str, Any]:
+        try:
+            response = self._http.get(self.base_url + path)
+        except RequestException as ex:
+            raise ApiError(
+                f"account {account_id}: DocuSign at {self.base_url} could not be reached"
+                f" after retries ({type(ex).__name__})",
+                account_id,
+            ) from None
+        if response.status_code >= 400:
+            raise _api_error(response, account_id)
+        try:
+            body = json.loads(response.content, parse_float=Decimal)
+        except ValueError:
+            kind = response.headers.get("Content-Type", "unknown content type")
+            raise ResponseError(
+                f"account {account_id}: the response is not valid JSON ({kind},"
+                f" {len(response.content)} bytes)"
+            ) from None
+        if not isinstance(body, dict):
+            raise ResponseError(
+                f"account {account_id}: expected a JSON object, got {type(body).__name__}"
+            )
+        return body
+
+
+def _error_body(response: Response) -> tuple[Optional[str], str]:
+    """DocuSign's `{"errorCode", "message"}`, or whatever a gateway sent instead."""
+    try:
+        body = response.json()
+        return body.get("errorCode"), str(body.get("message") or "")
+    except (ValueError, AttributeError):
+        return None, (response.reason or "")
+
+
+def _api_error(response: Response, account_id: str) -> ApiError:
+    code, message = _error_body(response)
+    status = response.status_code
+    detail = f"{code}: {message}" if code else message
+    if status == 401 or code in AUTH_ERROR_CODES:
+        return AuthError(
+            f"account {account_id}: authentication failed (HTTP {status} {detail}); {AUTH_HINT}",
+            account_id, status, code,
+        )
+    hint = HINTS.get(code or "")
+    if hint is None and status == 404:
+        hint = "the base_url or account id is wrong"
+    suffix = f"; {hint}" if hint else ""
+    return ApiError(
+        f"account {account_id}: DocuSign answered HTTP {status} ({detail}){suffix}",
+        account_id, status, code,
+    )

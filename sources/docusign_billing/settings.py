@@ -1,0 +1,34 @@
+"""Every default and name of the source in one place."""
+
+from typing import Final
+
+DEFAULT_BASE_URL: Final = "https://demo.docusign.net/restapi"
+"""DocuSign's developer environment; production is https://www.docusign.net/restapi or naX hosts."""
+
+PAST_DUE_PATH: Final = "/v2.1/accounts/{account_id}/billing_invoices_past_due"
+
+# HTTP behaviour: dlt's retrying requests client is configured from these.
+REQUEST_TIMEOUT: Final = 30.0
+"""Seconds before a hung request is abandoned (and retried)."""
+MAX_ATTEMPTS: Final = 5
+BACKOFF_FACTOR: Final = 1.0
+MAX_RETRY_DELAY: Final = 60.0
+"""Upper bound of one wait, also for `Retry-After` / `X-RateLimit-Reset`."""
+
+# Destination layout.
+PIPELINE_NAME: Final = "docusign_billing"
+DATASET_NAME: Final = "billing"
+"""Not `docusign_billing`: with `docusign_billing.duckdb` the catalog and schema names would
+collide and dlt's merge SQL fails with a DuckDB binder error."""
+DUCKDB_FILE: Final = "docusign_billing.duckdb"
+
+INVOICES_TABLE: Final = "past_due_invoices"
+ITEMS_TABLE: Final = "past_due_invoices__invoice_items"
+SNAPSHOTS_TABLE: Final = "past_due_snapshots"
+
+# Money: exact decimals wide enough for any amount DocuSign can send.
+DECIMAL_PRECISION: Final = 38
+DECIMAL_SCALE: Final = 9
+
+BATCH_INVOICES: Final = 10_000
+"""Invoices per extracted batch: bounds memory while keeping dlt's per-item overhead small."""
