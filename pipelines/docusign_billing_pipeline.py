@@ -18,6 +18,7 @@ if __package__ in (None, ""):  # run as a script from a clone
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from sources.docusign_billing import docusign_billing, settings  # noqa: E402
+from sources.docusign_billing.errors import ConfigError  # noqa: E402
 
 Progress = Callable[[str], None]
 
@@ -41,6 +42,9 @@ def make_pipeline(
 ) -> dlt.Pipeline:
     """DuckDB file in the working directory unless another dlt destination is named."""
     if destination in (None, "duckdb"):
+        if os.path.splitext(os.path.basename(duckdb_file))[0] == dataset_name:
+            # DuckDB cannot tell catalog from schema then and dlt's merge SQL fails to bind
+            raise ConfigError(f"the DuckDB file {duckdb_file!r} must not be named like the dataset {dataset_name!r}")
         target: Any = dlt.destinations.duckdb(os.path.abspath(duckdb_file))
     else:
         target = destination

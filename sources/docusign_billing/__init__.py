@@ -47,11 +47,18 @@ def docusign_billing(
     base_url: str = settings.DEFAULT_BASE_URL,
     request_timeout: float = settings.REQUEST_TIMEOUT,
     max_attempts: int = settings.MAX_ATTEMPTS,
+    backoff_factor: float = settings.BACKOFF_FACTOR,
+    max_retry_delay: float = settings.MAX_RETRY_DELAY,
 ) -> Sequence[DltResource]:
     """Past-due invoices of `account_ids`; one API call per account, parsed once for all tables."""
     accounts = normalize_account_ids(account_ids)
     client = DocuSignClient(
-        base_url, make_auth(credentials), request_timeout=request_timeout, max_attempts=max_attempts
+        base_url,
+        make_auth(credentials),
+        request_timeout=request_timeout,
+        max_attempts=max_attempts,
+        backoff_factor=backoff_factor,
+        max_retry_delay=max_retry_delay,
     )
     snapshot_at = datetime.now(timezone.utc)
 

@@ -1,0 +1,211 @@
+"""Every value form the API sends, and every rejection naming account, record, field and value."""
+
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pyarrow as pa
+import pytest
+
+from sources.docusign_billing.errors import ResponseError
+from sources.docusign_billing.parse import parse_bool, parse_decimal, parse_timestamp
+from sources.docusign_billing.tables import AccountResponse, BatchParser
+
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("1234.56", Decimal("1234.56")),
+        ("1,234.56", Decimal("1234.56")),
+        ("$1,234.56", Decimal("1234.56")),
+        ("-12.00", Decimal("-12.00")),
+        ("-$12.00", Decimal("-12.00")),
+        ("$-12.00", Decimal("-12.00")),
+        ("1,000,000", Decimal("1000000")),
+        ("0.123456789", Decimal("0.123456789")),
+        (" 42 ", Decimal("42")),
+        ("", None),
+        ("   ", None),
+        (None, None),
+        (7, Decimal(7)),
+        (Decimal("1.10"), Decimal("1.10")),
+    ],
+)
+def test_amount_forms(text, expected):
+    assert parse_decimal(text) == expected
+    assert not isinstance(parse_decimal(text), float)
+
+
+@pytest.mark.parametrize(
+    "text", ["12,34.5.6", "1.2.3", "abc", "$", "--1", "1,23", "12.", "1e5", "0.1234567891", "(12.00)", "-$-1"]
+)
+def test_amount_rejects(text):
+    with pytest.raises(ValueError):
+        parse_decimal(text)
+
+
+def test_amount_rejects_floats_and_structures():
+    for value in (1.5, {"a": 1}, [1], True):
+        with pytest.raises(ValueError):
+            parse_decimal(value)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2024-05-01T00:00:00.0000000Z", datetime(2024, 5, 1, tzinfo=timezone.utc)),
+        ("2024-05-01T10:20:30.1234567Z", datetime(2024, 5, 1, 10, 20, 30, 123456, tzinfo=timezone.utc)),
+        ("2024-05-01T10:20:30.5Z", datetime(2024, 5, 1, 10, 20, 30, 500000, tzinfo=timezone.utc)),
+        ("2024-05-01T10:20:30Z", datetime(2024, 5, 1, 10, 20, 30, tzinfo=timezone.utc)),
+        ("2024-05-01T10:20:30+02:00", datetime(2024, 5, 1, 8, 20, 30, tzinfo=timezone.utc)),
+        ("2024-05-01T01:00:00-0530", datetime(2024, 5, 1, 6, 30, tzinfo=timezone.utc)),
+        ("2024-05-01T10:20:30", datetime(2024, 5, 1, 10, 20, 30, tzinfo=timezone.utc)),
+        ("2024-05-01", datetime(2024, 5, 1, tzinfo=timezone.utc)),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_timestamp_forms_are_utc(text, expected):
+    parsed = parse_timestamp(text)
+    assert parsed == expected
+    if parsed is not None:
+        assert parsed.utcoffset().total_seconds() == 0
+
+
+@pytest.mark.parametrize("text", ["31/02/2024", "2024-02-31", "2024-13-01", "yesterday", "2024-05-01T25:00:00Z", "2024-05-01T10:00:00+24:00"])
+def test_timestamp_rejects(text):
+    with pytest.raises(ValueError):
+        parse_timestamp(text)
+
+
+@pytest.mark.parametrize("text, expected", [("true", True), ("FALSE", False), ("True", True), (" false ", False), ("", None), (None, None)])
+def test_boolean_forms(text, expected):
+    assert parse_bool(text) is expected
+
+
+@pytest.mark.parametrize("text", ["yes", "1", "t"])
+def test_boolean_rejects(text):
+    with pytest.raises(ValueError):
+        parse_bool(text)
+
+
+def _parse(body, account_id="acc-1"):
+    parser = BatchParser(NOW)
+    parser.add(AccountResponse(account_id, body))
+    return parser.build([account_id])
+
+
+def _invoice(**fields):
+    return {"invoiceId": "inv-1", "amount": "10.00", "balance": "10.00", "dueDate": "2024-01-01", **fields}
+
+
+def test_error_names_account_invoice_field_and_value():
+    with pytest.raises(ResponseError) as error:
+        _parse({"billingInvoices": [_invoice(balance="12,34.5.6")]})
+    message = str(error.value)
+    for part in ("acc-1", "inv-1", "balance", "12,34.5.6"):
+        assert part in message
+
+
+def test_item_error_names_the_item():
+    body = {"billingInvoices": [_invoice(invoiceItems=[{"invoiceItemId": "item-9", "unitPrice": "x"}])]}
+    with pytest.raises(ResponseError, match=r"acc-1, invoice inv-1, item item-9, field unitPrice"):
+        _parse(body)
+
+
+def test_account_level_error_names_the_account():
+    with pytest.raises(ResponseError, match=r"account acc-1, field pastDueBalance: cannot read 'abc'"):
+        _parse({"pastDueBalance": "abc"})
+
+
+@pytest.mark.parametrize("invoices", [None, [], "missing"])
+def test_invoice_list_missing_null_or_empty(invoices):
+    body = {"pastDueBalance": "0.00"} if invoices == "missing" else {"billingInvoices": invoices}
+    batch = _parse(body)
+    assert batch.invoices.num_rows == 0
+    assert batch.snapshots.column("invoice_count").to_pylist() == [0]
+
+
+@pytest.mark.parametrize("items", [None, [], "missing"])
+def test_item_list_missing_null_or_empty(items):
+    invoice = _invoice() if items == "missing" else _invoice(invoiceItems=items)
+    batch = _parse({"billingInvoices": [invoice]})
+    assert batch.invoices.num_rows == 1 and batch.items.num_rows == 0
+
+
+def test_lists_of_the_wrong_shape_are_errors():
+    with pytest.raises(ResponseError, match="billingInvoices must be a list"):
+        _parse({"billingInvoices": {"invoiceId": "x"}})
+    with pytest.raises(ResponseError, match="invoiceItems must be a list"):
+        _parse({"billingInvoices": [_invoice(invoiceItems="oops")]})
+
+
+def test_missing_invoice_id_is_an_error():
+    with pytest.raises(ResponseError, match=r"invoice #0: invoiceId is missing"):
+        _parse({"billingInvoices": [{"amount": "1.00"}]})
+
+
+def test_duplicate_invoice_ids():
+    same = _parse({"billingInvoices": [_invoice(), _invoice()]})
+    assert same.invoices.num_rows == 1
+    with pytest.raises(ResponseError, match="appears twice"):
+        _parse({"billingInvoices": [_invoice(), _invoice(balance="1.00")]})
+
+
+def test_types_of_every_column():
+    body = {
+        "pastDueBalance": "$1,000.00", "accountBalance": "2,000.00", "currencyCode": "USD", "paymentAllowed": "true",
+        "billingInvoices": [_invoice(
+            taxableAmount="8.00", nonTaxableAmount="", pdfAvailable="False", invoiceNumber="N-1", invoiceUri="/x",
+            invoiceItems=[{"invoiceItemId": "i", "chargeName": "Seats", "chargeAmount": "10.00", "quantity": "2", "unitPrice": "5.00"}],
+        )],
+    }
+    batch = _parse(body)
+    money = pa.decimal128(38, 9)
+    utc = pa.timestamp("us", tz="UTC")
+    invoices = batch.invoices.schema
+    for name in ("amount", "taxable_amount", "non_taxable_amount", "balance"):
+        assert invoices.field(name).type == money
+    assert invoices.field("due_date").type == utc
+    assert invoices.field("pdf_available").type == pa.bool_()
+    assert invoices.field("invoice_number").type == pa.string()
+    items = batch.items.schema
+    for name in ("charge_amount", "unit_price", "quantity"):
+        assert items.field(name).type == money
+    snapshots = batch.snapshots.schema
+    assert snapshots.field("snapshot_at").type == utc
+    assert snapshots.field("payment_allowed").type == pa.bool_()
+    assert snapshots.field("past_due_balance").type == money
+    assert batch.snapshots.to_pylist()[0]["past_due_balance"] == Decimal("1000")
+    assert batch.invoices.to_pylist()[0]["non_taxable_amount"] is None
+
+
+def test_new_fields_become_text_columns_and_keys_stay_ours():
+    body = {
+        "newTopField": "x",
+        "billingInvoices": [_invoice(accountId="other", vendorRef={"a": 1}, invoiceItems=[{"invoiceItemId": "i", "sku": "S-1"}])],
+    }
+    batch = _parse(body)
+    invoice = batch.invoices.to_pylist()[0]
+    assert invoice["account_id"] == "acc-1" and invoice["account_id_api"] == "other"
+    assert invoice["vendor_ref"] == '{"a": 1}'
+    assert batch.items.to_pylist()[0]["sku"] == "S-1"
+    assert batch.snapshots.to_pylist()[0]["new_top_field"] == "x"
+
+
+def test_version_hash_ignores_text_form_but_not_value():
+    plain = _parse({"billingInvoices": [_invoice(amount="1234.50")]}).invoices.to_pylist()[0]["_dlt_id"]
+    styled = _parse({"billingInvoices": [_invoice(amount="$1,234.5")]}).invoices.to_pylist()[0]["_dlt_id"]
+    changed = _parse({"billingInvoices": [_invoice(amount="1234.51")]}).invoices.to_pylist()[0]["_dlt_id"]
+    assert plain == styled != changed
+
+
+def test_items_link_to_their_invoice_version():
+    batch = _parse({"billingInvoices": [_invoice(invoiceItems=[{"invoiceItemId": "a"}, {"invoiceItemId": "b"}])]})
+    version = batch.invoices.to_pylist()[0]["_dlt_id"]
+    items = batch.items.to_pylist()
+    assert [i["_dlt_parent_id"] for i in items] == [version, version]
+    assert [i["_dlt_list_idx"] for i in items] == [0, 1]
+    assert {i["invoice_id"] for i in items} == {"inv-1"} and {i["account_id"] for i in items} == {"acc-1"}
+    assert len({i["_dlt_id"] for i in items}) == 2
