@@ -1,0 +1,133 @@
+"""Authentication, DocuSign's error classes and retries, over real HTTP against the sandbox."""
+
+import time
+
+import pytest
+
+from pipelines.cli import EXIT_CONFIG, EXIT_FAILED, explain
+from sources.docusign_billing.auth import DocuSignCredentials
+from sources.docusign_billing.sandbox import LEGACY_CREDENTIALS
+
+from tests.conftest import LEGACY
+
+
+def _failure(runner, **source_args):
+    with pytest.raises(Exception) as error:
+        runner.run(**source_args)
+    return explain(error.value)
+
+
+def _loaded(runner):
+    return runner.rows("SELECT count(*) FROM billing.past_due_snapshots")[0][0]
+
+
+def test_legacy_header_auth(runner, sandbox):
+    runner.run(credentials=LEGACY)
+    assert _loaded(runner) == len(sandbox.account_ids)
+    assert {r["auth"] for r in sandbox.requests} == {"legacy"}
+
+
+def test_token_auth(runner, sandbox):
+    runner.run()
+    assert _loaded(runner) == len(sandbox.account_ids)
+    assert {r["auth"] for r in sandbox.requests} == {"token"}
+
+
+@pytest.mark.parametrize(
+    "credentials, code",
+    [
+        (DocuSignCredentials(auth="legacy", **{**LEGACY_CREDENTIALS, "password": "wrong-password"}), "USER_AUTHENTICATION_FAILED"),
+        (DocuSignCredentials(auth="legacy", **{**LEGACY_CREDENTIALS, "integrator_key": "wrong-key"}), "PARTNER_AUTHENTICATION_FAILED"),
+        (DocuSignCredentials(auth="token", access_token="expired-token"), "AUTHORIZATION_INVALID_TOKEN"),
+    ],
+)
+def test_rejected_credentials(runner, credentials, code):
+    exit_code, message = _failure(runner, credentials=credentials)
+    assert exit_code == EXIT_FAILED
+    assert "authentication failed" in message and code in message and "check the credentials" in message
+    assert "wrong-password" not in message and "wrong-key" not in message and "expired-token" not in message
+    assert runner.snapshot()["past_due_snapshots"] == []
+
+
+def test_user_without_admin_rights(runner, sandbox):
+    sandbox.deny_admin(sandbox.account_ids[1])
+    exit_code, message = _failure(runner)
+    assert exit_code == EXIT_FAILED
+    assert "USER_LACKS_PERMISSIONS" in message and "administrator" in message and sandbox.account_ids[1] in message
+
+
+def test_unknown_account(runner):
+    _, message = _failure(runner, account_ids=["12345"])
+    assert "USER_DOES_NOT_BELONG_TO_SPECIFIED_ACCOUNT" in message and "12345" in message
+
+
+def test_wrong_base_url_path(runner, sandbox):
+    _, message = _failure(runner, base_url=sandbox.base_url.replace("/restapi", "/nope"))
+    assert "HTTP 404" in message and "base_url" in message
+
+
+def test_unreachable_host(runner):
+    _, message = _failure(runner, base_url="http://127.0.0.1:9/restapi", max_attempts=2)
+    assert "could not be reached" in message
+
+
+@pytest.mark.parametrize(
+    "credentials, needs",
+    [
+        (DocuSignCredentials(auth="token"), "access_token"),
+        (DocuSignCredentials(auth="legacy", username="u"), "password"),
+        (DocuSignCredentials(auth="kerberos"), "is not one of"),
+    ],
+)
+def test_incomplete_credentials_are_configuration_errors(runner, credentials, needs):
+    exit_code, message = _failure(runner, credentials=credentials)
+    assert exit_code == EXIT_CONFIG and needs in message
+
+
+@pytest.mark.parametrize("base_url", ["demo.docusign.net/restapi", "ftp://x/restapi", ""])
+def test_malformed_base_url_is_a_configuration_error(runner, base_url):
+    exit_code, message = _failure(runner, base_url=base_url)
+    assert exit_code == EXIT_CONFIG and "base_url" in message
+
+
+@pytest.mark.parametrize("fault", ["500", "502", "503", "504", "reset"])
+def test_transient_faults_are_retried(runner, sandbox, fault):
+    sandbox.inject(fault, times=2, account_id=sandbox.account_ids[0])
+    runner.run()
+    assert _loaded(runner) == len(sandbox.account_ids)
+    statuses = [r["status"] for r in sandbox.requests if r["account_id"] == sandbox.account_ids[0]]
+    assert len(statuses) == 3 and statuses[-1] == 200
+
+
+def test_429_honours_retry_after(runner, sandbox):
+    sandbox.inject("429", times=1, retry_after=1)
+    started = time.monotonic()
+    runner.run()
+    assert time.monotonic() - started >= 1.0
+    assert _loaded(runner) == len(sandbox.account_ids)
+
+
+def test_429_honours_x_ratelimit_reset(runner, sandbox):
+    sandbox.inject("429", times=1, ratelimit_reset=1)
+    started = time.monotonic()
+    runner.run()
+    assert time.monotonic() - started >= 1.0
+    assert _loaded(runner) == len(sandbox.account_ids)
+
+
+def test_hung_request_times_out_and_is_retried(runner, sandbox):
+    sandbox.inject("hang", times=1, seconds=10)
+    started = time.monotonic()
+    runner.run(request_timeout=0.5)
+    assert time.monotonic() - started < 8
+    assert _loaded(runner) == len(sandbox.account_ids)
+
+
+def test_retries_run_out_leaves_tables_as_they_were(runner, sandbox):
+    runner.run()
+    before = runner.snapshot()
+    sandbox.inject("503", times=50, account_id=sandbox.account_ids[2])
+    exit_code, message = _failure(runner, max_attempts=3)
+    assert exit_code == EXIT_FAILED and "HTTP 503" in message and sandbox.account_ids[2] in message
+    assert runner.snapshot() == before
+    assert len([r for r in sandbox.requests if r["account_id"] == sandbox.account_ids[2] and r["status"] == 503]) == 3
