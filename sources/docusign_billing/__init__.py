@@ -1,8 +1,9 @@
 """DocuSign eSignature billing: past-due invoices with SCD2 history, their items, per-run snapshots."""
 
+import json
 import re
 from datetime import datetime, timezone
-from typing import Iterator, List, Sequence, Union
+from typing import Any, Iterator, List, Sequence
 
 import dlt
 from dlt.common.schema.typing import TWriteDispositionConfig
@@ -18,9 +19,16 @@ _ACCOUNT_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 _SCD2: TWriteDispositionConfig = {"disposition": "merge", "strategy": "scd2"}
 
 
-def normalize_account_ids(account_ids: Union[str, Sequence[str], None]) -> List[str]:
-    """One id, a comma/space separated string or a list; GUIDs or numbers, each once."""
-    items = re.split(r"[\s,]+", account_ids) if isinstance(account_ids, str) else list(account_ids or [])
+def normalize_account_ids(account_ids: Any) -> List[str]:
+    """One id, a list, or a string holding a JSON list or comma/space separated ids; each once."""
+    if isinstance(account_ids, str):
+        text = account_ids.strip()
+        try:
+            items = json.loads(text) if text.startswith("[") else re.split(r"[\s,]+", text)
+        except ValueError:
+            raise ConfigError(f"account_ids {text!r} is neither a JSON list nor comma separated ids") from None
+    else:
+        items = list(account_ids or [])
     ids = list(dict.fromkeys(str(i).strip() for i in items if str(i).strip()))
     if not ids:
         raise ConfigError("no account ids: set sources.docusign_billing.account_ids")
@@ -42,7 +50,7 @@ def history_hints(accounts: Sequence[str], snapshot_at: datetime) -> TWriteDispo
 
 @dlt.source(name="docusign_billing", max_table_nesting=0)
 def docusign_billing(
-    account_ids: Union[str, List[str]] = dlt.config.value,
+    account_ids: Any = dlt.config.value,  # Any: dlt cannot resolve Union[str, List[str]]
     credentials: DocuSignCredentials = dlt.secrets.value,
     base_url: str = settings.DEFAULT_BASE_URL,
     request_timeout: float = settings.REQUEST_TIMEOUT,
