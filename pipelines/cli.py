@@ -1,7 +1,8 @@
 """`docusign-billing`: run the pipeline, run the demo, query the DuckDB file.
 
 Exit codes: 0 success, 1 the run failed (API, response or load error), 2 configuration error,
-130 interrupted. Failures print one line on stderr; nothing of a failed run is loaded.
+3 partial failure (some accounts failed, the others loaded), 130 interrupted. Failures print one
+line on stderr; nothing of a failed run is loaded.
 """
 
 import argparse
@@ -17,7 +18,7 @@ from pipelines.docusign_billing_pipeline import format_summary, load, make_pipel
 from sources.docusign_billing import settings
 from sources.docusign_billing.errors import ConfigError, DocuSignBillingError
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def _progress(message: str) -> None:
@@ -77,13 +78,17 @@ def _sandbox_source_args(sandbox: Any) -> Dict[str, Any]:
     }
 
 
-def _load_and_report(args: argparse.Namespace, source_args: Dict[str, Any]) -> None:
+def _load_and_report(args: argparse.Namespace, source_args: Dict[str, Any]) -> int:
     pipeline = make_pipeline(args.destination, args.dataset, args.pipelines_dir, args.duckdb_file)
     started = time.monotonic()
     load(pipeline, progress=_progress, **source_args)
     summary = summarize(pipeline)
     summary.seconds = time.monotonic() - started
     print(format_summary(summary, pipeline))
+    if summary.failures:
+        _progress(f"partial failure: {len(summary.failures)} accounts failed, the others loaded")
+        return EXIT_PARTIAL
+    return EXIT_OK
 
 
 def _query(args: argparse.Namespace) -> None:
@@ -131,9 +136,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from sources.docusign_billing.sandbox import Sandbox
 
             with Sandbox(accounts=args.demo_accounts, seed=args.seed) as sandbox:
-                _load_and_report(args, _sandbox_source_args(sandbox))
+                return _load_and_report(args, _sandbox_source_args(sandbox))
         else:
-            _load_and_report(args, _configured_source_args(args))
+            return _load_and_report(args, _configured_source_args(args))
     except KeyboardInterrupt:
         print("docusign-billing: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -9,7 +9,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import dlt
 from dlt.common.pipeline import LoadInfo
@@ -17,6 +17,7 @@ from dlt.common.pipeline import LoadInfo
 if __package__ in (None, ""):  # run as a script from a clone
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from pipelines.run_lock import run_lock  # noqa: E402
 from sources.docusign_billing import docusign_billing, settings  # noqa: E402
 from sources.docusign_billing.errors import ConfigError  # noqa: E402
 
@@ -31,6 +32,8 @@ class Summary:
     invoices: int = 0
     items: int = 0
     past_due: Dict[str, Decimal] = field(default_factory=dict)
+    failures: List[str] = field(default_factory=list)
+    """One message per account whose call failed in the latest run."""
     seconds: float = 0.0
 
 
@@ -60,15 +63,17 @@ def load(pipeline: dlt.Pipeline, progress: Progress = lambda _: None, **source_a
     """Extracts, normalizes and loads in explicit steps so a scheduler's log shows where time goes.
 
     Packages left pending by an interrupted run are normalized and loaded first, in order.
+    One run at a time per pipeline folder: a second one raises `RunInProgressError` at once.
     """
-    source = docusign_billing(**source_args)
-    started = time.monotonic()
-    progress("extracting past-due invoices")
-    pipeline.extract(source)
-    progress(f"normalizing ({time.monotonic() - started:.1f} s)")
-    pipeline.normalize()
-    progress(f"loading into {pipeline.destination.destination_name} ({time.monotonic() - started:.1f} s)")
-    return pipeline.load()
+    with run_lock(pipeline):
+        source = docusign_billing(**source_args)
+        started = time.monotonic()
+        progress("extracting past-due invoices")
+        pipeline.extract(source)
+        progress(f"normalizing ({time.monotonic() - started:.1f} s)")
+        pipeline.normalize()
+        progress(f"loading into {pipeline.destination.destination_name} ({time.monotonic() - started:.1f} s)")
+        return pipeline.load()
 
 
 def summarize(pipeline: dlt.Pipeline) -> Summary:
@@ -92,6 +97,15 @@ def summarize(pipeline: dlt.Pipeline) -> Summary:
         summary.items = client.execute_sql(
             f"SELECT count(*) FROM {items} WHERE _dlt_parent_id IN ({current})"
         )[0][0]
+        if settings.ERRORS_TABLE in pipeline.default_schema.data_table_names():
+            errors = client.make_qualified_table_name(settings.ERRORS_TABLE)
+            summary.failures = [
+                message
+                for (message,) in client.execute_sql(
+                    f"SELECT message FROM {errors} WHERE snapshot_at = (SELECT max(snapshot_at) FROM {snapshots})"
+                    " ORDER BY account_id"
+                )
+            ]
     return summary
 
 
@@ -103,6 +117,7 @@ def format_summary(summary: Summary, pipeline: dlt.Pipeline) -> str:
             f" dataset {pipeline.dataset_name} in {summary.seconds:.1f} s",
             f"  past-due invoices: {summary.invoices}   invoice items: {summary.items}",
             f"  past-due total: {totals}",
+            *([f"  FAILED accounts: {len(summary.failures)}"] + [f"    {m}" for m in summary.failures] if summary.failures else []),
         ]
     )
 

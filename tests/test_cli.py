@@ -61,7 +61,8 @@ def test_run_with_environment_config(sandbox, cli_env, tmp_path):
 @pytest.mark.parametrize(
     "args, extra_env, expected",
     [
-        (["run"], {"SOURCES__DOCUSIGN_BILLING__ACCOUNT_IDS": ""}, "no account ids"),
+        (["run"], {"SOURCES__DOCUSIGN_BILLING__ACCOUNT_IDS": "", "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__AUTH": "legacy"}, "no account ids"),
+        (["run"], {"SOURCES__DOCUSIGN_BILLING__ACCOUNTS": "some"}, "is not one of all, default"),
         (["run", "--accounts", "not an id!"], {}, "is not a DocuSign account id"),
         (["run"], {"SOURCES__DOCUSIGN_BILLING__CREDENTIALS__AUTH": "kerberos"}, "is not one of"),
         (["run", "--base-url", "demo.docusign.net"], {}, "base_url"),
@@ -76,16 +77,27 @@ def test_configuration_errors_exit_2_with_one_line(sandbox, cli_env, tmp_path, a
 
 
 def test_missing_account_ids_names_the_setting(sandbox, cli_env, tmp_path):
-    env = cli_env(sandbox)
+    env = cli_env(sandbox, SOURCES__DOCUSIGN_BILLING__CREDENTIALS__AUTH="legacy")
     del env["SOURCES__DOCUSIGN_BILLING__ACCOUNT_IDS"]
     last, _ = _one_line_error(cli("run", env=env, cwd=tmp_path), 2)
     assert "sources.docusign_billing.account_ids" in last
 
 
-def test_api_failure_exits_1_with_one_line(sandbox, cli_env, tmp_path):
-    sandbox.deny_admin(sandbox.account_ids[0])
+def test_api_failure_of_every_account_exits_1_with_one_line(sandbox, cli_env, tmp_path):
+    for account_id in sandbox.account_ids:
+        sandbox.deny_admin(account_id)
     last, _ = _one_line_error(cli("run", env=cli_env(sandbox), cwd=tmp_path), 1)
     assert "USER_LACKS_PERMISSIONS" in last and "administrator" in last
+
+
+def test_one_failing_account_is_a_partial_failure_exit_3(sandbox, cli_env, tmp_path):
+    denied = sandbox.account_ids[0]
+    sandbox.deny_admin(denied)
+    result = cli("run", env=cli_env(sandbox), cwd=tmp_path)
+    assert result.returncode == 3, result.stderr
+    assert f"loaded {len(sandbox.account_ids) - 1} accounts" in result.stdout
+    assert "FAILED accounts: 1" in result.stdout and f"account {denied}" in result.stdout
+    assert "USER_LACKS_PERMISSIONS" in result.stdout and "partial failure" in result.stderr
 
 
 def _files_containing(root: Path, secrets):

@@ -50,10 +50,24 @@ def test_rejected_credentials(runner, credentials, code):
 
 
 def test_user_without_admin_rights(runner, sandbox):
-    sandbox.deny_admin(sandbox.account_ids[1])
+    for account_id in sandbox.account_ids:
+        sandbox.deny_admin(account_id)
     exit_code, message = _failure(runner)
     assert exit_code == EXIT_FAILED
-    assert "USER_LACKS_PERMISSIONS" in message and "administrator" in message and sandbox.account_ids[1] in message
+    assert "USER_LACKS_PERMISSIONS" in message and "administrator" in message and sandbox.account_ids[0] in message
+
+
+def test_one_account_without_admin_rights_does_not_stop_the_others(runner, sandbox):
+    denied = sandbox.account_ids[1]
+    sandbox.deny_admin(denied)
+    runner.run()
+    assert runner.rows("SELECT account_id FROM billing.past_due_snapshots ORDER BY 1") == sorted(
+        (a,) for a in sandbox.account_ids if a != denied
+    )
+    [(account, status, code, message)] = runner.rows(
+        "SELECT account_id, http_status, error_code, message FROM billing.account_errors"
+    )
+    assert (account, status, code) == (denied, 400, "USER_LACKS_PERMISSIONS") and "administrator" in message
 
 
 def test_unknown_account(runner):
@@ -84,7 +98,7 @@ def test_incomplete_credentials_are_configuration_errors(runner, credentials, ne
     assert exit_code == EXIT_CONFIG and needs in message
 
 
-@pytest.mark.parametrize("base_url", ["demo.docusign.net/restapi", "ftp://x/restapi", ""])
+@pytest.mark.parametrize("base_url", ["demo.docusign.net/restapi", "ftp://x/restapi", "https://"])
 def test_malformed_base_url_is_a_configuration_error(runner, base_url):
     exit_code, message = _failure(runner, base_url=base_url)
     assert exit_code == EXIT_CONFIG and "base_url" in message
@@ -126,8 +140,20 @@ def test_hung_request_times_out_and_is_retried(runner, sandbox):
 def test_retries_run_out_leaves_tables_as_they_were(runner, sandbox):
     runner.run()
     before = runner.snapshot()
-    sandbox.inject("503", times=50, account_id=sandbox.account_ids[2])
+    sandbox.inject("503", times=50)
     exit_code, message = _failure(runner, max_attempts=3)
-    assert exit_code == EXIT_FAILED and "HTTP 503" in message and sandbox.account_ids[2] in message
+    assert exit_code == EXIT_FAILED and "HTTP 503" in message
     assert runner.snapshot() == before
-    assert len([r for r in sandbox.requests if r["account_id"] == sandbox.account_ids[2] and r["status"] == 503]) == 3
+    assert len([r for r in sandbox.requests if r["status"] == 503]) == 3 * len(sandbox.account_ids)
+
+
+def test_retries_run_out_for_one_account_keeps_its_history(runner, sandbox):
+    runner.run()
+    flaky = sandbox.account_ids[2]
+    history = runner.rows(f"SELECT * FROM billing.past_due_invoices WHERE account_id = '{flaky}' ORDER BY ALL")
+    sandbox.pay_invoice(flaky, sandbox.response(flaky)["billingInvoices"][0]["invoiceId"])
+    sandbox.inject("503", times=50, account_id=flaky)
+    runner.run(max_attempts=3)
+    assert runner.rows(f"SELECT * FROM billing.past_due_invoices WHERE account_id = '{flaky}' ORDER BY ALL") == history
+    assert runner.rows("SELECT account_id, http_status FROM billing.account_errors") == [(flaky, 503)]
+    assert len([r for r in sandbox.requests if r["account_id"] == flaky and r["status"] == 503]) == 3

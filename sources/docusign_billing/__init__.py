@@ -1,41 +1,22 @@
 """DocuSign eSignature billing: past-due invoices with SCD2 history, their items, per-run snapshots."""
 
-import json
-import re
 from datetime import datetime, timezone
-from typing import Any, Iterator, List, Sequence
+from typing import Any, Iterator, List, Optional, Sequence
 
 import dlt
+from dlt.common.configuration.inject import with_config
 from dlt.common.schema.typing import TWriteDispositionConfig
 from dlt.extract.resource import DltResource
 
 from . import settings
+from .accounts import check_selection, discover, normalize_account_ids, plan
 from .auth import DocuSignCredentials, make_auth
-from .client import DocuSignClient
-from .errors import ConfigError
-from .tables import AccountResponse, BatchParser, ParsedBatch
+from .client import HttpSettings, validate_base_url
+from .fetch import AccountFailure, fetch_accounts
+from .oauth import AccountInfo
+from .tables import BatchParser, ParsedBatch
 
-_ACCOUNT_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 _SCD2: TWriteDispositionConfig = {"disposition": "merge", "strategy": "scd2"}
-
-
-def normalize_account_ids(account_ids: Any) -> List[str]:
-    """One id, a list, or a string holding a JSON list or comma/space separated ids; each once."""
-    if isinstance(account_ids, str):
-        text = account_ids.strip()
-        try:
-            items = json.loads(text) if text.startswith("[") else re.split(r"[\s,]+", text)
-        except ValueError:
-            raise ConfigError(f"account_ids {text!r} is neither a JSON list nor comma separated ids") from None
-    else:
-        items = list(account_ids or [])
-    ids = list(dict.fromkeys(str(i).strip() for i in items if str(i).strip()))
-    if not ids:
-        raise ConfigError("no account ids: set sources.docusign_billing.account_ids")
-    bad = [i for i in ids if not _ACCOUNT_ID.match(i)]
-    if bad:
-        raise ConfigError(f"account id {bad[0]!r} is not a DocuSign account id (GUID or number)")
-    return ids
 
 
 def history_hints(accounts: Sequence[str], snapshot_at: datetime) -> TWriteDispositionConfig:
@@ -50,36 +31,46 @@ def history_hints(accounts: Sequence[str], snapshot_at: datetime) -> TWriteDispo
 
 @dlt.source(name="docusign_billing", max_table_nesting=0)
 def docusign_billing(
-    account_ids: Any = dlt.config.value,  # Any: dlt cannot resolve Union[str, List[str]]
+    account_ids: Any = None,  # Any: dlt cannot resolve Union[str, List[str]]
     credentials: DocuSignCredentials = dlt.secrets.value,
-    base_url: str = settings.DEFAULT_BASE_URL,
+    base_url: Optional[str] = None,
+    accounts: str = "all",
+    max_workers: int = settings.MAX_WORKERS,
     request_timeout: float = settings.REQUEST_TIMEOUT,
     max_attempts: int = settings.MAX_ATTEMPTS,
     backoff_factor: float = settings.BACKOFF_FACTOR,
     max_retry_delay: float = settings.MAX_RETRY_DELAY,
 ) -> Sequence[DltResource]:
-    """Past-due invoices of `account_ids`; one API call per account, parsed once for all tables."""
-    accounts = normalize_account_ids(account_ids)
-    client = DocuSignClient(
-        base_url,
-        make_auth(credentials),
-        request_timeout=request_timeout,
-        max_attempts=max_attempts,
-        backoff_factor=backoff_factor,
-        max_retry_delay=max_retry_delay,
-    )
+    """Past-due invoices of `account_ids`, or of the `accounts` ("all"/"default") OAuth discovers.
+
+    One API call per account, parsed once for all tables. A failing account is recorded in
+    `account_errors` and leaves its history untouched; the other accounts load.
+    """
+    ids = normalize_account_ids(account_ids)
+    check_selection(ids, accounts, credentials)
+    base_url = validate_base_url(base_url) if base_url else None
+    auth = make_auth(credentials)
+    http = HttpSettings(request_timeout, max_attempts, backoff_factor, max_retry_delay)
     snapshot_at = datetime.now(timezone.utc)
 
     @dlt.resource(selected=False)
     def account_batches() -> Iterator[ParsedBatch]:
         """Fetches and types each account; the last batch lists the accounts of the run."""
-        parser = BatchParser(snapshot_at)
-        for account_id in accounts:
-            parser.add(AccountResponse(account_id, client.past_due_invoices(account_id)))
+        targets = plan(ids, accounts, base_url, credentials, auth)
+        parser, loaded, failures = BatchParser(snapshot_at), [], []
+        for fetched in fetch_accounts(targets, auth, http, max_workers):
+            if isinstance(fetched, AccountFailure):
+                failures.append(fetched.error)
+                parser.add_failure(fetched.target.account_id, fetched.target.account_name, fetched.error)
+                continue
+            parser.add(fetched)
+            loaded.append(fetched.account_id)
             if parser.invoice_count >= settings.BATCH_INVOICES:
                 yield parser.build()
                 parser = BatchParser(snapshot_at)
-        yield parser.build(completed_accounts=accounts)
+        if failures and not loaded:
+            raise failures[0]  # nothing to load: the run failed as a whole
+        yield parser.build(completed_accounts=loaded)
 
     @dlt.transformer(name=settings.INVOICES_TABLE, write_disposition=_SCD2)
     def past_due_invoices(batch: ParsedBatch) -> Iterator[object]:
@@ -104,8 +95,22 @@ def docusign_billing(
         """One row per account and run: the time series of what was past due when."""
         yield batch.snapshots
 
+    @dlt.transformer(name=settings.ERRORS_TABLE, write_disposition="append")
+    def account_errors(batch: ParsedBatch) -> Iterator[object]:
+        """One row per account whose call failed in a run."""
+        if batch.errors.num_rows:
+            yield batch.errors
+
     return (
         account_batches | past_due_invoices,
         account_batches | invoice_items,
         account_batches | past_due_snapshots,
+        account_batches | account_errors,
     )
+
+
+@with_config(sections=("sources", "docusign_billing"))
+def reachable_accounts(credentials: DocuSignCredentials = dlt.secrets.value) -> List[AccountInfo]:
+    """What the configured OAuth credentials can reach, without loading anything."""
+    check_selection([], "all", credentials)
+    return discover(credentials, make_auth(credentials))

@@ -1,6 +1,7 @@
 """Credentials from dlt config/secrets, turned into the `requests` auth DocuSign expects."""
 
 import json
+from pathlib import Path
 from typing import Callable, Dict, Optional
 
 from dlt.common.configuration import configspec
@@ -9,7 +10,9 @@ from dlt.common.typing import TSecretStrValue
 from requests import PreparedRequest
 from requests.auth import AuthBase
 
+from . import settings
 from .errors import ConfigError
+from .oauth import JwtGrantAuth, OAuthServer, RefreshTokenAuth
 
 SECTION = "sources.docusign_billing.credentials"
 
@@ -19,14 +22,38 @@ class DocuSignCredentials(CredentialsConfiguration):
     """`[sources.docusign_billing.credentials]`; `auth` picks which of the other fields apply."""
 
     auth: str = "token"
+    # auth = "token": an OAuth access token obtained elsewhere
     access_token: Optional[TSecretStrValue] = None
+    # auth = "legacy": DocuSign's deprecated header
     username: Optional[str] = None
     password: Optional[TSecretStrValue] = None
     integrator_key: Optional[TSecretStrValue] = None
+    # auth = "jwt": OAuth JWT grant (service integrations)
+    integration_key: Optional[str] = None
+    user_id: Optional[str] = None
+    private_key: Optional[TSecretStrValue] = None
+    private_key_path: Optional[str] = None
+    # auth = "refresh_token": OAuth authorization-code grant
+    client_id: Optional[str] = None
+    client_secret: Optional[TSecretStrValue] = None
+    refresh_token: Optional[TSecretStrValue] = None
+    # all OAuth methods
+    oauth_base_url: str = settings.OAUTH_BASE_URL
+    scopes: str = settings.OAUTH_SCOPES
+    redirect_uri: str = settings.CONSENT_REDIRECT_URI
 
     def __str__(self) -> str:
         # never the secret fields: this string may end up in logs or traces
         return f"DocuSign credentials ({self.auth})"
+
+    @property
+    def method(self) -> str:
+        return (self.auth or "").strip().lower()
+
+    @property
+    def is_oauth(self) -> bool:
+        """Bearer methods, which can discover accounts through `/oauth/userinfo`."""
+        return self.method in ("token", "jwt", "refresh_token")
 
 
 class LegacyHeaderAuth(AuthBase):
@@ -66,6 +93,17 @@ def _require(credentials: DocuSignCredentials, *fields: str) -> None:
         raise ConfigError(f'auth = "{credentials.auth}" needs {names} (in .dlt/secrets.toml or the environment)')
 
 
+def _private_key(credentials: DocuSignCredentials) -> str:
+    if credentials.private_key:
+        return credentials.private_key
+    if not credentials.private_key_path:
+        _require(credentials, "private_key")
+    try:
+        return Path(credentials.private_key_path).expanduser().read_text()
+    except (OSError, UnicodeDecodeError) as ex:
+        raise ConfigError(f"private_key_path {credentials.private_key_path!r} cannot be read ({type(ex).__name__})") from None
+
+
 def _legacy(credentials: DocuSignCredentials) -> AuthBase:
     _require(credentials, "username", "password", "integrator_key")
     return LegacyHeaderAuth(credentials.username, credentials.password, credentials.integrator_key)
@@ -76,15 +114,36 @@ def _token(credentials: DocuSignCredentials) -> AuthBase:
     return BearerAuth(credentials.access_token)
 
 
+def _jwt(credentials: DocuSignCredentials) -> AuthBase:
+    _require(credentials, "integration_key", "user_id")
+    return JwtGrantAuth(
+        OAuthServer(credentials.oauth_base_url),
+        credentials.integration_key,
+        credentials.user_id,
+        _private_key(credentials),
+        credentials.scopes,
+        credentials.redirect_uri,
+    )
+
+
+def _refresh_token(credentials: DocuSignCredentials) -> AuthBase:
+    _require(credentials, "client_id", "client_secret", "refresh_token")
+    return RefreshTokenAuth(
+        OAuthServer(credentials.oauth_base_url), credentials.client_id, credentials.client_secret, credentials.refresh_token
+    )
+
+
 AUTH_METHODS: Dict[str, Callable[[DocuSignCredentials], AuthBase]] = {
     "legacy": _legacy,
     "token": _token,
+    "jwt": _jwt,
+    "refresh_token": _refresh_token,
 }
 
 
 def make_auth(credentials: DocuSignCredentials) -> AuthBase:
     """Validates the credentials for their `auth` method and returns the matching auth."""
-    method = AUTH_METHODS.get((credentials.auth or "").strip().lower())
+    method = AUTH_METHODS.get(credentials.method)
     if method is None:
         known = ", ".join(f'"{name}"' for name in AUTH_METHODS)
         raise ConfigError(f'{SECTION}.auth = "{credentials.auth}" is not one of {known}')

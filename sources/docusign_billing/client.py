@@ -1,7 +1,9 @@
 """HTTP access to the DocuSign billing API: dlt's retrying client plus DocuSign's error codes."""
 
 import json
+import threading
 import time
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Dict, Optional
 from urllib.parse import quote, urlsplit
@@ -40,42 +42,88 @@ def validate_base_url(base_url: str) -> str:
     return parts.geturl().rstrip("/")
 
 
-def _rate_limit_reset_as_retry_after(response: Response, *args: Any, **kwargs: Any) -> Response:
-    """Lets dlt's retry honour DocuSign's `X-RateLimit-Reset` (epoch seconds) like `Retry-After`."""
-    reset = response.headers.get("X-RateLimit-Reset")
-    if response.status_code == 429 and "Retry-After" not in response.headers and reset:
-        try:
-            wait = int(float(reset) - time.time()) + 1
-        except ValueError:
-            return response
-        if wait > 0:
-            response.headers["Retry-After"] = str(wait)
-    return response
+@dataclass(frozen=True)
+class HttpSettings:
+    """Timeout and retry policy of every API request."""
+
+    request_timeout: float = settings.REQUEST_TIMEOUT
+    max_attempts: int = settings.MAX_ATTEMPTS
+    backoff_factor: float = settings.BACKOFF_FACTOR
+    max_retry_delay: float = settings.MAX_RETRY_DELAY
+
+
+def _reset_at(response: Response) -> Optional[float]:
+    try:
+        return float(response.headers["X-RateLimit-Reset"])
+    except (KeyError, ValueError):
+        return None
+
+
+class RateLimitGate:
+    """Slows all workers down before DocuSign's rate limit is hit, not only after a 429.
+
+    Every response's `X-RateLimit-Remaining` / `X-RateLimit-Reset` update the gate; a request
+    starts only while the window has room for it beside the requests already in flight.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._remaining: Optional[int] = None
+        self._reset_at = 0.0
+        self._in_flight = 0
+
+    def acquire(self) -> None:
+        with self._changed:
+            while True:
+                now = time.time()
+                if self._remaining is not None and now >= self._reset_at:
+                    self._remaining = None  # a new window: let one request learn its budget
+                unknown = self._remaining is None and (self._reset_at == 0.0 or self._in_flight == 0)
+                if unknown or (self._remaining or 0) - self._in_flight > 0:
+                    self._in_flight += 1
+                    return
+                self._changed.wait(timeout=max(0.05, min(1.0, self._reset_at - now)))
+
+    def release(self) -> None:
+        with self._changed:
+            self._in_flight -= 1
+            self._changed.notify_all()
+
+    def observe(self, response: Response, *args: Any, **kwargs: Any) -> Response:
+        """`requests` response hook: records the window, and lets dlt's retry honour
+        `X-RateLimit-Reset` (epoch seconds) on a 429 like a `Retry-After`."""
+        reset_at, remaining = _reset_at(response), response.headers.get("X-RateLimit-Remaining")
+        if reset_at is not None and remaining is not None and remaining.isdigit():
+            with self._changed:
+                same_window = abs(reset_at - self._reset_at) < 1.0 and self._remaining is not None
+                self._remaining = min(int(remaining), self._remaining) if same_window else int(remaining)
+                self._reset_at = max(reset_at, self._reset_at) if same_window else reset_at
+                self._changed.notify_all()
+        if response.status_code == 429 and "Retry-After" not in response.headers and reset_at is not None:
+            wait = int(reset_at - time.time()) + 1
+            if wait > 0:
+                response.headers["Retry-After"] = str(wait)
+        return response
 
 
 class DocuSignClient:
     """Reads the billing endpoints of one DocuSign host for any account on it."""
 
     def __init__(
-        self,
-        base_url: str,
-        auth: AuthBase,
-        request_timeout: float = settings.REQUEST_TIMEOUT,
-        max_attempts: int = settings.MAX_ATTEMPTS,
-        backoff_factor: float = settings.BACKOFF_FACTOR,
-        max_retry_delay: float = settings.MAX_RETRY_DELAY,
+        self, base_url: str, auth: AuthBase, http: HttpSettings = HttpSettings(), gate: Optional[RateLimitGate] = None
     ) -> None:
         self.base_url = validate_base_url(base_url)
+        self._gate = gate or RateLimitGate()
         self._http = Client(
-            request_timeout=request_timeout,
+            request_timeout=http.request_timeout,
             raise_for_status=False,
-            request_max_attempts=max_attempts,
-            request_backoff_factor=backoff_factor,
-            request_max_retry_delay=max_retry_delay,
+            request_max_attempts=http.max_attempts,
+            request_backoff_factor=http.backoff_factor,
+            request_max_retry_delay=http.max_retry_delay,
             session_attrs={
                 "auth": auth,
                 "headers": {"Accept": "application/json"},
-                "hooks": {"response": [_rate_limit_reset_as_retry_after]},
+                "hooks": {"response": [self._gate.observe]},
             },
         )
 
@@ -85,6 +133,7 @@ class DocuSignClient:
         return self._get_json(path, account_id)
 
     def _get_json(self, path: str, account_id: str) -> Dict[str, Any]:
+        self._gate.acquire()
         try:
             response = self._http.get(self.base_url + path)
         except RequestException as ex:
@@ -93,6 +142,8 @@ class DocuSignClient:
                 f" after retries ({type(ex).__name__})",
                 account_id,
             ) from None
+        finally:
+            self._gate.release()
         if response.status_code >= 400:
             raise _api_error(response, account_id)
         try:

@@ -7,6 +7,16 @@ DEFAULT_BASE_URL: Final = "https://demo.docusign.net/restapi"
 
 PAST_DUE_PATH: Final = "/v2.1/accounts/{account_id}/billing_invoices_past_due"
 
+# OAuth (JWT and refresh-token grants, account discovery).
+OAUTH_BASE_URL: Final = "https://account-d.docusign.com"
+"""DocuSign's developer account server; production is https://account.docusign.com."""
+OAUTH_SCOPES: Final = "signature impersonation"
+CONSENT_REDIRECT_URI: Final = "https://developers.docusign.com/platform/auth/consent"
+"""Where DocuSign sends the browser after consent; must be registered on the integration key."""
+JWT_ASSERTION_LIFETIME: Final = 3600
+TOKEN_RENEW_MARGIN: Final = 300.0
+"""Seconds before expiry at which a token is renewed (at most a fifth of its lifetime)."""
+
 # HTTP behaviour: dlt's retrying requests client is configured from these.
 REQUEST_TIMEOUT: Final = 30.0
 """Seconds before a hung request is abandoned (and retried)."""
@@ -14,6 +24,8 @@ MAX_ATTEMPTS: Final = 5
 BACKOFF_FACTOR: Final = 1.0
 MAX_RETRY_DELAY: Final = 60.0
 """Upper bound of one wait, also for `Retry-After` / `X-RateLimit-Reset`."""
+MAX_WORKERS: Final = 16
+"""Accounts fetched at once; DocuSign's rate-limit headers slow them down before a 429."""
 
 # Destination layout.
 PIPELINE_NAME: Final = "docusign_billing"
@@ -25,6 +37,7 @@ DUCKDB_FILE: Final = "docusign_billing.duckdb"
 INVOICES_TABLE: Final = "past_due_invoices"
 ITEMS_TABLE: Final = "past_due_invoices__invoice_items"
 SNAPSHOTS_TABLE: Final = "past_due_snapshots"
+ERRORS_TABLE: Final = "account_errors"
 
 # Money: exact decimals wide enough for any amount DocuSign can send.
 DECIMAL_PRECISION: Final = 38

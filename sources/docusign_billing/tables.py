@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import pyarrow as pa
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 
-from .errors import ResponseError
+from .errors import ApiError, ResponseError
 from .parse import (
     ACCOUNT_FIELDS,
     ARROW_TYPES,
@@ -20,7 +20,6 @@ from .parse import (
     ITEMS_KEY,
     Rule,
     parse_extra,
-    parse_timestamp,
 )
 
 Row = Dict[str, Any]
@@ -29,6 +28,18 @@ Column = Tuple[str, pa.DataType, bool]  # name, type, nullable
 _NAMING = NamingConvention()
 _TEXT = pa.string()
 _KEY: Column = ("account_id", _TEXT, False)
+_NAME: Column = ("account_name", _TEXT, True)
+_UTC = pa.timestamp("us", tz="UTC")
+_ERRORS = pa.schema(
+    [
+        pa.field("account_id", _TEXT, False),
+        pa.field("account_name", _TEXT),
+        pa.field("snapshot_at", _UTC, False),
+        pa.field("http_status", pa.int64()),
+        pa.field("error_code", _TEXT),
+        pa.field("message", _TEXT, False),
+    ]
+)
 _INVOICE_KEY: Column = ("invoice_id", _TEXT, False)
 _LINKAGE: List[Column] = [
     ("_dlt_id", _TEXT, False),
@@ -45,6 +56,7 @@ class AccountResponse:
 
     account_id: str
     body: Dict[str, Any]
+    account_name: Optional[str] = None
 
 
 @dataclass
@@ -54,6 +66,7 @@ class ParsedBatch:
     invoices: pa.Table
     items: pa.Table
     snapshots: pa.Table
+    errors: pa.Table
     completed_accounts: Optional[List[str]] = None
 
 
@@ -132,12 +145,13 @@ class BatchParser:
     def __init__(self, snapshot_at: datetime) -> None:
         self.snapshot_at = snapshot_at
         self.snapshots = _TableBuilder(
-            [_KEY, ("snapshot_at", ARROW_TYPES[parse_timestamp], False)],
+            [_KEY, _NAME, ("snapshot_at", _UTC, False)],
             ACCOUNT_FIELDS,
             [("invoice_count", pa.int64(), False)],
         )
         self.invoices = _TableBuilder([_KEY, _INVOICE_KEY], INVOICE_FIELDS, _LINKAGE[:1])
         self.items = _TableBuilder([_KEY, _INVOICE_KEY], ITEM_FIELDS, _LINKAGE)
+        self.errors: List[Row] = []
 
     def add(self, response: AccountResponse) -> None:
         account_id, body = response.account_id, response.body
@@ -147,8 +161,26 @@ class BatchParser:
         versions: Dict[str, str] = {}
         for index, raw in enumerate(invoices):
             self._add_invoice(account_id, index, raw, versions)
-        snapshot.update(account_id=account_id, snapshot_at=self.snapshot_at, invoice_count=len(versions))
+        snapshot.update(
+            account_id=account_id,
+            account_name=response.account_name,
+            snapshot_at=self.snapshot_at,
+            invoice_count=len(versions),
+        )
         self.snapshots.rows.append(snapshot)
+
+    def add_failure(self, account_id: str, account_name: Optional[str], error: ApiError) -> None:
+        """An account whose call failed: recorded, its history left untouched."""
+        self.errors.append(
+            {
+                "account_id": account_id,
+                "account_name": account_name,
+                "snapshot_at": self.snapshot_at,
+                "http_status": error.status,
+                "error_code": error.code,
+                "message": str(error),
+            }
+        )
 
     def _add_invoice(self, account_id: str, index: int, raw: Dict[str, Any], versions: Dict[str, str]) -> None:
         invoice_id = raw.get("invoiceId")
@@ -185,5 +217,9 @@ class BatchParser:
 
     def build(self, completed_accounts: Optional[List[str]] = None) -> ParsedBatch:
         return ParsedBatch(
-            self.invoices.to_arrow(), self.items.to_arrow(), self.snapshots.to_arrow(), completed_accounts
+            self.invoices.to_arrow(),
+            self.items.to_arrow(),
+            self.snapshots.to_arrow(),
+            pa.Table.from_pylist(self.errors, schema=_ERRORS),
+            completed_accounts,
         )

@@ -1,0 +1,53 @@
+"""Fetching many accounts at once: bounded workers, one rate-limit gate, per-account failures."""
+
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Iterator, List, Union
+
+from requests.auth import AuthBase
+
+from .accounts import AccountTarget
+from .client import DocuSignClient, HttpSettings, RateLimitGate
+from .errors import ApiError, AuthError
+from .tables import AccountResponse
+
+
+@dataclass
+class AccountFailure:
+    """An account whose API call failed; the run goes on with the others."""
+
+    target: AccountTarget
+    error: ApiError
+
+
+Fetched = Union[AccountResponse, AccountFailure]
+
+
+def fetch_accounts(
+    targets: List[AccountTarget], auth: AuthBase, http: HttpSettings, max_workers: int
+) -> Iterator[Fetched]:
+    """Yields each account's response or failure as soon as it arrives.
+
+    Rejected credentials stop everything: every other account would fail the same way.
+    """
+    gate = RateLimitGate()
+    clients = {url: DocuSignClient(url, auth, http, gate) for url in {t.base_url for t in targets} if url}
+
+    def fetch(target: AccountTarget) -> Fetched:
+        if target.base_url is None:
+            message = f"account {target.account_id}: not among the accounts these credentials can reach"
+            return AccountFailure(target, ApiError(message, target.account_id, code="ACCOUNT_NOT_VISIBLE"))
+        try:
+            body = clients[target.base_url].past_due_invoices(target.account_id)
+        except AuthError:
+            raise
+        except ApiError as ex:
+            return AccountFailure(target, ex)
+        return AccountResponse(target.account_id, body, target.account_name)
+
+    pool = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="docusign-fetch")
+    try:
+        for future in as_completed([pool.submit(fetch, t) for t in targets]):
+            yield future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
