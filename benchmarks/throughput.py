@@ -1,0 +1,149 @@
+"""Benchmark 1: normalize + load throughput, pipeline vs. the Arrow -> DuckDB lower bound.
+
+How the pipeline is fed: the real `docusign_billing` source runs through the real `load()`, with
+only `DocuSignClient.past_due_invoices` swapped for a reader of pre-generated bodies that decodes
+them exactly like the client does (`json.loads(..., parse_float=Decimal)`). So batching, parsing,
+hashing, SCD2 scope hints and the three resources are the product's own code, not a copy that can
+drift. HTTP is left out on purpose: the sandbox would hold every body in this process (peak RSS
+would grow with N no matter what the pipeline does) and serialize them on the same two cores. The
+bodies come from the sandbox generator, streamed to a JSON-lines file before the clock starts.
+
+Lower bound, same process: the very rows that landed, read back as Arrow tables, then
+`CREATE TABLE AS SELECT * FROM arrow` into a fresh DuckDB file with no dlt.
+Each scale runs in a fresh process, so its peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Dict, Sequence, Tuple
+from unittest import mock
+
+from benchmarks import common
+
+SCALES = (1_000, 10_000, 100_000)
+INVOICES_PER_ACCOUNT = 100
+ITEMS_PER_INVOICE = 5
+SEED = 2024
+TARGET_RATIO, TARGET_RSS_MB = 3.0, 1024.0
+_DLT_ADDED = {"_dlt_load_id", "_dlt_valid_from", "_dlt_valid_to"}
+"""Columns dlt adds at load time; the lower bound gets only what the source yields."""
+
+
+class BodyFile:
+    """Account bodies on disk, one JSON line each, read back by account id (thread-safe)."""
+
+    def __init__(self, path: Path, invoices: int) -> None:
+        from sources.docusign_billing.sandbox.data import account_id_for, generate_response
+
+        self.index: Dict[str, Tuple[int, int]] = {}
+        with path.open("wb") as out:
+            for n in range(max(1, invoices // INVOICES_PER_ACCOUNT)):
+                account_id = account_id_for(SEED, n)
+                line = json.dumps(generate_response(SEED, n, account_id, INVOICES_PER_ACCOUNT, ITEMS_PER_INVOICE)).encode()
+                self.index[account_id] = (out.tell(), len(line))
+                out.write(line + b"\n")
+        self._fd = os.open(path, os.O_RDONLY)
+
+    def body(self, account_id: str) -> Dict[str, Any]:
+        """What `DocuSignClient.past_due_invoices` returns after its socket read."""
+        offset, length = self.index[account_id]
+        return json.loads(os.pread(self._fd, length, offset), parse_float=Decimal)
+
+
+def measure(invoices: int, directory: Path) -> Dict[str, Any]:
+    """Child process: one scale, pipeline first (its own RSS peak), then the lower bound."""
+    import duckdb
+
+    from sources.docusign_billing import settings
+    from sources.docusign_billing.client import DocuSignClient
+
+    common.isolate(directory)
+    bodies = BodyFile(directory / "bodies.jsonl", invoices)
+    stages = common.Stages(track_rss=True)
+    with mock.patch.object(DocuSignClient, "past_due_invoices", lambda _self, account_id: bodies.body(account_id)):
+        seconds = common.run_pipeline(
+            directory, stages, **common.token_source_args("http://bench.invalid/restapi", list(bodies.index))
+        )
+
+    tables = (settings.INVOICES_TABLE, settings.ITEMS_TABLE, settings.SNAPSHOTS_TABLE)
+    with duckdb.connect(str(directory / "bench.duckdb"), read_only=True) as source:
+        arrow = {}
+        for name in tables:
+            table = source.sql(f"SELECT * FROM billing.{name}").to_arrow_table()
+            arrow[name] = table.drop_columns([c for c in table.column_names if c in _DLT_ADDED])
+    rows = {name: table.num_rows for name, table in arrow.items()}
+    if rows[settings.INVOICES_TABLE] != len(bodies.index) * INVOICES_PER_ACCOUNT:
+        raise AssertionError(f"pipeline lost invoices: {rows}")
+    if rows[settings.ITEMS_TABLE] != rows[settings.INVOICES_TABLE] * ITEMS_PER_INVOICE:
+        raise AssertionError(f"pipeline lost items: {rows}")
+
+    common.reset_peak_rss()
+    started = time.perf_counter()
+    with duckdb.connect(str(directory / "bound.duckdb")) as target:
+        for name, table in arrow.items():
+            target.register("arrow_in", table)
+            target.execute(f"CREATE TABLE {name} AS SELECT * FROM arrow_in")
+            target.unregister("arrow_in")
+    bound = time.perf_counter() - started
+    return {
+        "invoices": invoices,
+        "accounts": len(bodies.index),
+        "rows": sum(rows.values()),
+        "seconds": seconds,
+        "stages": stages.seconds(),
+        "stage_rss_mb": stages.peak_rss(),
+        "bound_seconds": bound,
+    }
+
+
+def main(scales: Sequence[int] = SCALES) -> bool:
+    """Parent: one child per scale, then the table and the targets."""
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
+        for invoices in scales:
+            env = common.isolate(Path(tmp) / str(invoices))
+            results.append(
+                common.run_child("benchmarks.throughput", ["--child", str(invoices), str(Path(tmp) / str(invoices))], env)
+            )
+    rows = []
+    for r in results:
+        ratio = r["seconds"] / r["bound_seconds"]
+        stages = " / ".join(f"{s:.1f}" for s in r["stages"].values())
+        peaks = " / ".join(f"{m:.0f}" for m in r["stage_rss_mb"].values())
+        rows.append(
+            [r["invoices"], r["accounts"], r["rows"], r["seconds"], stages, r["rows"] / r["seconds"],
+             r["bound_seconds"], r["rows"] / r["bound_seconds"], ratio, max(r["stage_rss_mb"].values()), peaks]
+        )
+    common.print_table(
+        "1. normalize + load throughput (pipeline from decoded responses vs Arrow->DuckDB CTAS)",
+        ["invoices", "accounts", "rows", "pipeline s", "extract/normalize/load s", "rows/s",
+         "bound s", "bound rows/s", "ratio", "peak RSS MiB", "per stage MiB"],
+        rows,
+    )
+    largest = results[-1]
+    ratio_ok = largest["seconds"] / largest["bound_seconds"] <= TARGET_RATIO
+    peaks = [max(r["stage_rss_mb"].values()) for r in results]
+    rss_ok = max(peaks) < TARGET_RSS_MB
+    flat = peaks[-1] <= 1.5 * peaks[0]
+    print(f"target ratio <= {TARGET_RATIO}x at {largest['invoices']:,} invoices: {common.verdict(ratio_ok)}")
+    print(f"target peak RSS < {TARGET_RSS_MB:.0f} MiB: {common.verdict(rss_ok)}")
+    print(f"target memory flat in N (largest <= 1.5x smallest scale): {common.verdict(flat)}")
+    return ratio_ok and rss_ok and flat
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--child", nargs=2, metavar=("INVOICES", "DIR"), help="internal: measure one scale")
+    parser.add_argument("--scales", type=int, nargs="+", default=list(SCALES))
+    args = parser.parse_args()
+    if args.child:
+        common.report(measure(int(args.child[0]), Path(args.child[1])))
+    else:
+        main(args.scales)
