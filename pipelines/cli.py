@@ -91,6 +91,18 @@ def _load_and_report(args: argparse.Namespace, source_args: Dict[str, Any]) -> i
     return EXIT_OK
 
 
+def _accounts() -> None:
+    from sources.docusign_billing import reachable_accounts
+
+    rows = [("ACCOUNT ID", "NAME", "BASE URI", "DEFAULT")] + [
+        (a.account_id, a.account_name or "", a.base_uri or "", "yes" if a.is_default else "")
+        for a in reachable_accounts()
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip())
+
+
 def _query(args: argparse.Namespace) -> None:
     import duckdb
 
@@ -121,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--demo-accounts", type=int, default=5, help="number of synthetic accounts")
     demo.add_argument("--seed", type=int, default=7, help="seed of the synthetic data")
 
+    commands.add_parser("accounts", help="list the accounts the OAuth credentials can reach; loads nothing")
+
     query = commands.add_parser("query", help="run SQL against the DuckDB file and print the rows")
     query.add_argument("sql")
     query.add_argument("--duckdb-file", default=settings.DUCKDB_FILE)
@@ -132,6 +146,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.command == "query":
             _query(args)
+        elif args.command == "accounts":
+            _accounts()
         elif args.command == "demo":
             from sources.docusign_billing.sandbox import Sandbox
 

@@ -14,6 +14,7 @@ from requests.auth import AuthBase
 
 from . import settings
 from .errors import ApiError, AuthError, ConfigError, ResponseError
+from .oauth import CachedTokenAuth
 
 AUTH_ERROR_CODES = frozenset(
     {
@@ -113,6 +114,7 @@ class DocuSignClient:
         self, base_url: str, auth: AuthBase, http: HttpSettings = HttpSettings(), gate: Optional[RateLimitGate] = None
     ) -> None:
         self.base_url = validate_base_url(base_url)
+        self._auth = auth
         self._gate = gate or RateLimitGate()
         self._http = Client(
             request_timeout=http.request_timeout,
@@ -136,6 +138,9 @@ class DocuSignClient:
         self._gate.acquire()
         try:
             response = self._http.get(self.base_url + path)
+            if response.status_code == 401 and isinstance(self._auth, CachedTokenAuth):
+                self._auth.invalidate(response.request)
+                response = self._http.get(self.base_url + path)  # once, with a renewed token
         except RequestException as ex:
             raise ApiError(
                 f"account {account_id}: DocuSign at {self.base_url} could not be reached"

@@ -46,7 +46,7 @@ class OAuthServer:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"oauth_base_url {oauth_base_url!r} is not an http(s) URL like {settings.OAUTH_BASE_URL}")
         self.base_url = oauth_base_url.rstrip("/")
-        self.host = parts.netloc
+        self.audience = parts.hostname  # DocuSign's `aud`: the host name alone
         self._http = Client(request_timeout=request_timeout, raise_for_status=False)
 
     def token(self, form: Dict[str, str], auth: Optional[AuthBase] = None, consent_url: str = "") -> Tuple[str, float]:
@@ -60,7 +60,7 @@ class OAuthServer:
             raise ConfigError(f"DocuSign needs the user's consent once for this integration key: open {consent_url}")
         detail = body.get("error_description") or ""
         raise AuthError(
-            f"DocuSign OAuth at {self.host} refused the grant ({error}{': ' + detail if detail else ''});"
+            f"DocuSign OAuth at {self.base_url} refused the grant ({error}{': ' + detail if detail else ''});"
             " check the integration key, user id, key pair or refresh token",
             account_id="-", status=response.status_code, code=error,
         )
@@ -69,7 +69,7 @@ class OAuthServer:
         response = self._send("GET", "/oauth/userinfo", auth=auth)
         if response.status_code != 200:
             raise AuthError(
-                f"DocuSign OAuth at {self.host} refused /oauth/userinfo (HTTP {response.status_code})",
+                f"DocuSign OAuth at {self.base_url} refused /oauth/userinfo (HTTP {response.status_code})",
                 account_id="-", status=response.status_code,
             )
         return [
@@ -87,7 +87,7 @@ class OAuthServer:
             return self._http.request(method, self.base_url + path, **kwargs)
         except RequestException as ex:
             raise AuthError(
-                f"DocuSign OAuth at {self.host} could not be reached after retries ({type(ex).__name__})",
+                f"DocuSign OAuth at {self.base_url} could not be reached after retries ({type(ex).__name__})",
                 account_id="-",
             ) from None
 
@@ -129,6 +129,13 @@ class CachedTokenAuth(AuthBase):
                 self.tokens_obtained += 1
             return self._token
 
+    def invalidate(self, rejected: PreparedRequest) -> None:
+        """Drops the cached token if `rejected` carried it (revoked or expired early); comparing
+        tokens lets concurrent callers that were all rejected renew it only once."""
+        with self._lock:
+            if rejected.headers.get("Authorization") == f"Bearer {self._token}":
+                self._token = None
+
     def grant(self) -> Tuple[str, float]:
         raise NotImplementedError
 
@@ -158,7 +165,7 @@ class JwtGrantAuth(CachedTokenAuth):
         claims = {
             "iss": self._integration_key,
             "sub": self._user_id,
-            "aud": self.server.host,
+            "aud": self.server.audience,
             "iat": now,
             "exp": now + settings.JWT_ASSERTION_LIFETIME,
             "scope": self._scopes,

@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .data import account_id_for, format_amount, generate_response, parse_amount
+from .oauth import OAuthAuthority
 
 LEGACY_CREDENTIALS = {
     "username": "admin@sandbox.example",
@@ -39,7 +40,7 @@ LEGACY_CREDENTIALS = {
 }
 ACCESS_TOKEN = "sandbox-access-token"
 
-FAULTS = frozenset({"429", "500", "502", "503", "504", "reset", "hang", "latency"})
+FAULTS = frozenset({"401", "429", "500", "502", "503", "504", "reset", "hang", "latency"})
 _ROUTE = re.compile(r"^/restapi/v2\.1/accounts/([^/]+)/billing_invoices_past_due/?$")
 _DEFAULT_HOURLY_LIMIT = 1000
 _ERRORS = {
@@ -90,8 +91,8 @@ def _legacy_fields(header: str) -> dict[str, str] | None:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], sandbox: Sandbox) -> None:
-        self.sandbox = sandbox
+    def __init__(self, address: tuple[str, int], sandbox: Sandbox, index: int) -> None:
+        self.sandbox, self.index = sandbox, index
         super().__init__(address, _Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -116,7 +117,11 @@ class _Handler(BaseHTTPRequestHandler):
         """Silenced: the default logger would echo request lines to stderr."""
 
     def _dispatch(self) -> None:
-        status, body, content_type, headers = self.server.sandbox._serve(self.command, self.path, self.headers)
+        length = int(self.headers.get("Content-Length") or 0)
+        request_body = self.rfile.read(length) if length else b""
+        status, body, content_type, headers = self.server.sandbox._serve(
+            self.command, self.path, self.headers, request_body, self.server.index
+        )
         if status is None:
             # SO_LINGER 0 turns the close into a TCP RST, like a proxy aborting the connection.
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -149,35 +154,45 @@ class Sandbox:
         items_per_invoice: int | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        hosts: int = 1,
+        token_lifetime: float = 3600.0,
     ) -> None:
+        """`hosts` > 1 spreads the accounts over that many ports, like DocuSign's naX hosts."""
         self.seed, self.items_per_invoice, self.host, self.port = seed, items_per_invoice, host, port
+        self.hosts = max(1, hosts)
         span = (invoices_per_account,) * 2 if isinstance(invoices_per_account, int) else invoices_per_account
         rng = Random(f"sandbox:{seed}")
         self._initial_counts = [rng.randint(*span) for _ in range(accounts)]
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
-        self._server: _Server | None = None
-        self._tokens = {ACCESS_TOKEN}
+        self._servers: list[_Server] = []
+        self._tokens: dict[str, float | None] = {ACCESS_TOKEN: None}  # token -> expiry (epoch) or None
+        self.oauth = OAuthAuthority(
+            issue=self.add_token, accounts=self._userinfo_accounts, audience=host, token_lifetime=token_lifetime
+        )
         self.reset()
 
     # lifecycle -------------------------------------------------------------------------------
     def start(self) -> Sandbox:
         """Bind and serve in a daemon thread; a no-op when already running."""
-        if self._server is None:
+        if not self._servers:
             self._stopping.clear()
-            self._server = _Server((self.host, self.port), self)
-            threading.Thread(target=self._server.serve_forever, name="docusign-sandbox", daemon=True).start()
+            for index in range(self.hosts):
+                server = _Server((self.host, self.port if index == 0 else 0), self, index)
+                threading.Thread(target=server.serve_forever, name="docusign-sandbox", daemon=True).start()
+                self._servers.append(server)
         return self
 
     def stop(self) -> None:
         """Stop serving, wake hanging requests and cut kept-alive connections so clients see a dead server."""
-        server, self._server = self._server, None
-        if server is None:
+        servers, self._servers = self._servers, []
+        if not servers:
             return
         self._stopping.set()
-        server.shutdown()
-        server.server_close()
+        for server in servers:
+            server.shutdown()
+            server.server_close()
         with self._lock:
             connections = list(self._connections)
         for connection in connections:
@@ -194,11 +209,38 @@ class Sandbox:
 
     @property
     def base_url(self) -> str:
-        """Root that clients append `/v2.1/accounts/...` to, like DocuSign's `.../restapi`."""
-        if self._server is None:
+        """Root that clients append `/v2.1/accounts/...` to, like DocuSign's `.../restapi` (first host)."""
+        return f"{self._root(0)}/restapi"
+
+    @property
+    def oauth_base_url(self) -> str:
+        """The account server (`/oauth/token`, `/oauth/userinfo`), like https://account-d.docusign.com."""
+        return self._root(0)
+
+    def base_url_for(self, account_id: str) -> str:
+        """The REST base of the host that serves this account."""
+        return f"{self._root(self._host_of(account_id))}/restapi"
+
+    def _root(self, index: int) -> str:
+        if not self._servers:
             raise RuntimeError("Sandbox is not running; call start() first")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/restapi"
+        host, port = self._servers[index].server_address[:2]
+        return f"http://{host}:{port}"
+
+    def _host_of(self, account_id: str) -> int:
+        with self._lock:
+            return list(self._bodies).index(account_id) % self.hosts
+
+    def _userinfo_accounts(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "account_id": account_id,
+                "account_name": f"Sandbox Co {index + 1}",
+                "is_default": index == 0,
+                "base_uri": self._root(self._host_of(account_id)),
+            }
+            for index, account_id in enumerate(self.account_ids)
+        ]
 
     # data --------------------------------------------------------------------------------------
     @property
@@ -255,10 +297,10 @@ class Sandbox:
         with self._lock:
             self._denied.add(account_id)
 
-    def add_token(self, token: str) -> None:
-        """Accept another bearer token (e.g. one issued by an OAuth flow)."""
+    def add_token(self, token: str, lifetime: float | None = None) -> None:
+        """Accept another bearer token (e.g. one issued by the OAuth flow), for `lifetime` seconds."""
         with self._lock:
-            self._tokens.add(token)
+            self._tokens[token] = None if lifetime is None else time.time() + lifetime
 
     def reset(self) -> None:
         with self._lock:
@@ -273,6 +315,8 @@ class Sandbox:
             self._window: deque[float] = deque()
             self.latency = 0.0
             self.throttled = 0
+            self.max_in_flight = 0
+            self._in_flight = 0
             self.requests: list[dict[str, Any]] = []
 
     # faults ------------------------------------------------------------------------------------
@@ -300,7 +344,7 @@ class Sandbox:
         with self._lock:
             (self._connections.add if add else self._connections.discard)(connection)
 
-    def _serve(self, method: str, raw_path: str, headers: Message) -> Reply:
+    def _serve(self, method: str, raw_path: str, headers: Message, body: bytes = b"", host: int = 0) -> Reply:
         """Run the pipeline in the module docstring and log the outcome (never header values)."""
         path = urlsplit(raw_path).path
         entry: dict[str, Any] = {
@@ -309,11 +353,28 @@ class Sandbox:
         with self._lock:
             self.requests.append(entry)
             latency = self.latency
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        try:
+            return self._reply(entry, method, path, headers, body, host, latency)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _reply(
+        self, entry: dict[str, Any], method: str, path: str, headers: Message, body: bytes, host: int, latency: float
+    ) -> Reply:
         if latency:
             self._stopping.wait(latency)
         match = _ROUTE.match(path)
-        if method != "GET" or match is None:
+        oauth = self.oauth.handle(method, path, headers, body, self._authenticate(headers)[0] == "token")
+        if oauth is not None:
+            reply = _json_reply(*oauth)
+        elif method != "GET" or match is None:
             reply = _error("404")
+        elif match.group(1) in self.account_ids and self._host_of(match.group(1)) != host:
+            entry["account_id"] = match.group(1)
+            reply = _error("account")  # the account lives on another host
         else:
             entry["account_id"] = match.group(1)
             reply = self._authorised(entry, headers)
@@ -354,7 +415,8 @@ class Sandbox:
         if authorization is not None:
             scheme, _, token = authorization.partition(" ")
             with self._lock:
-                valid = scheme.lower() == "bearer" and token.strip() in self._tokens
+                expires = self._tokens.get(token.strip(), 0.0)
+                valid = scheme.lower() == "bearer" and (expires is None or expires > time.time())
             return ("token", None) if valid else (None, "token")
         legacy = headers.get("X-DocuSign-Authentication")
         if legacy is None:
@@ -407,6 +469,8 @@ class Sandbox:
         if kind in ("hang", "latency"):
             stopped = self._stopping.wait(options.get("seconds", 30 if kind == "hang" else 1))
             return _DROP if stopped else None
+        if kind == "401":  # a token revoked or expired early
+            return _error("token")
         if kind in _GATEWAY_TITLES:
             return int(kind), _GATEWAY_HTML.format(_GATEWAY_TITLES[kind]).encode(), "text/html", limit_headers
         headers = dict(limit_headers)
