@@ -63,6 +63,7 @@ EXPECTED_COLUMNS: Dict[str, Dict[str, tuple]] = {
     },
     settings.SNAPSHOTS_TABLE: {
         "account_id": TEXT,
+        "account_name": TEXT,
         "snapshot_at": TIMESTAMPTZ,
         "currency_code": TEXT,
         "past_due_balance": MONEY,
