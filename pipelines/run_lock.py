@@ -1,0 +1,62 @@
+"""One run at a time per pipeline folder: an exclusive, non-blocking `flock` held for all of `load()`.
+
+A second run started while the first still holds the lock fails at once with `RunInProgressError`
+(the CLI prints it as one line and exits 1, "the run failed": the scheduler's next run simply
+proceeds). The kernel drops the lock when the holder exits or is killed (even by SIGKILL), so a
+crashed run never leaves a stale lock behind; the file itself stays and is reused.
+"""
+
+import fcntl
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+import dlt
+
+from sources.docusign_billing.errors import DocuSignBillingError
+
+LOCK_FILE = "run.lock"
+"""Inside `pipeline.working_dir`, next to dlt's own state."""
+
+
+class RunInProgressError(DocuSignBillingError):
+    """Another run of the same pipeline (same pipeline folder) is in progress."""
+
+
+def lock_path(pipeline: dlt.Pipeline) -> str:
+    return os.path.join(pipeline.working_dir, LOCK_FILE)
+
+
+@contextmanager
+def run_lock(pipeline: dlt.Pipeline) -> Iterator[str]:
+    """Holds the pipeline's run lock for the `with` block; raises `RunInProgressError` if taken."""
+    path = lock_path(pipeline)
+    os.makedirs(pipeline.working_dir, exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RunInProgressError(
+                f"another run of pipeline {pipeline.pipeline_name} is in progress (lock {path});"
+                " this run did nothing"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        # the file may have been removed and re-created between open and flock (e.g. dlt wiping
+        # the working folder): a lock on an unlinked inode guards nothing, so take the new file
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())  # for humans only; the flock is the lock
+        yield path
+    finally:
+        os.close(fd)  # releases the flock
