@@ -10,7 +10,7 @@ import argparse
 import inspect
 import tempfile
 from pathlib import Path
-from typing import Any, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from benchmarks import common
 
@@ -38,31 +38,46 @@ def worker_count() -> Tuple[int, str]:
     return 1, "none found: sequential"
 
 
-def main(accounts: int = ACCOUNTS, latency: float = LATENCY, limit: Tuple[int, float] = RATE_LIMIT) -> bool:
+def fan_out(accounts: int, latency: float, limit: Optional[Tuple[int, float]]) -> Dict[str, float]:
+    """One full run over a fresh sandbox; the sandbox counts requests and 429s."""
     from sources.docusign_billing.sandbox import Sandbox
 
-    workers, origin = worker_count()
     stages = common.Stages()
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp, Sandbox(
         accounts=accounts, invoices_per_account=(1, 3), seed=41
     ) as sandbox:
         common.isolate(Path(tmp))
         sandbox.latency = latency
-        sandbox.rate_limit(*limit)
+        if limit:
+            sandbox.rate_limit(*limit)
         seconds = common.run_pipeline(Path(tmp), stages, **common.token_source_args(sandbox.base_url, sandbox.account_ids))
-        requests, throttled = len(sandbox.requests), sandbox.throttled
-    fetch = stages.seconds().get("extracting", float("nan"))
+        return {
+            "seconds": seconds,
+            "fetch": stages.seconds().get("extracting", float("nan")),
+            "requests": len(sandbox.requests),
+            "throttled": sandbox.throttled,
+        }
+
+
+def main(accounts: int = ACCOUNTS, latency: float = LATENCY, limit: Tuple[int, float] = RATE_LIMIT) -> bool:
+    """The limited run is the target; the unlimited one shows what concurrency alone reaches."""
+    workers, origin = worker_count()
     ideal = accounts * latency / workers
-    rate_floor = accounts * limit[1] / limit[0]
-    bound = max(ideal, rate_floor)
+    rows = []
+    for label, run_limit in (("none", None), (f"{limit[0]}/{limit[1]:g} s", limit)):
+        r = fan_out(accounts, latency, run_limit)
+        rate_floor = accounts * run_limit[1] / run_limit[0] if run_limit else 0.0
+        rows.append([label, r["seconds"], r["fetch"], r["requests"], r["throttled"], ideal, rate_floor,
+                     r["seconds"] / max(ideal, rate_floor)])
     common.print_table(
-        f"2. fan-out: {accounts:,} accounts, {latency * 1000:.0f} ms latency, limit {limit[0]}/{limit[1]:g} s",
-        ["workers", "wall s", "extract (fetch) s", "requests", "429s", "ideal acc*lat/workers s", "rate-limit floor s",
-         "ratio wall/max(ideal, floor)"],
-        [[f"{workers} ({origin})", seconds, fetch, requests, throttled, ideal, rate_floor, seconds / bound]],
+        f"2. fan-out: {accounts:,} accounts, {latency * 1000:.0f} ms latency, {workers} workers ({origin})",
+        ["rate limit", "wall s", "extract (fetch) s", "requests", "429s", "ideal acc*lat/workers s",
+         "rate-limit floor s", "ratio wall/max(ideal, floor)"],
+        rows,
     )
+    seconds, throttled = rows[-1][1], rows[-1][4]
     ok = seconds < TARGET_SECONDS and throttled == 0
-    print(f"target < {TARGET_SECONDS:.0f} s with zero 429s: {common.verdict(ok)}")
+    print(f"target < {TARGET_SECONDS:.0f} s with zero 429s (rate-limited run): {common.verdict(ok)}")
     return ok
 
 

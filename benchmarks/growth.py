@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import statistics
 import tempfile
 from pathlib import Path
 from typing import List
@@ -71,9 +72,13 @@ def main(runs: int = RUNS, accounts: int = ACCOUNTS) -> bool:
         rows,
     )
     ratio, history_ratio = rows[-1][-2], rows[-1][-1]
-    ok = ratio <= TARGET_RATIO
-    print(f"run {runs} / run 2 = {ratio:.2f} (normalize + load alone: {history_ratio:.2f}); "
-          f"target <= {TARGET_RATIO}: {common.verdict(ok)}")
+    # one run against one run is at the mercy of a shared machine: the verdict compares medians
+    # of three runs at each end (runs 2-4 and the last three)
+    totals = [row[6] for row in rows]
+    robust = statistics.median(totals[-3:]) / statistics.median(totals[1:4] or totals)
+    ok = robust <= TARGET_RATIO
+    print(f"run {runs} / run 2 = {ratio:.2f} (normalize + load alone: {history_ratio:.2f}); median of the last 3"
+          f" / median of runs 2-4 = {robust:.2f}; target <= {TARGET_RATIO}: {common.verdict(ok)}")
     return ok
 
 
