@@ -181,3 +181,11 @@ def test_new_api_fields_land_as_new_columns(runner, sandbox):
     assert runner.rows(f"SELECT billing_group FROM {SNAPSHOTS} WHERE billing_group IS NOT NULL") == [("EMEA",)]
     assert runner.rows(f"SELECT purchase_order FROM {INVOICES} WHERE purchase_order IS NOT NULL") == [("PO-77",)]
     assert runner.rows(f"SELECT tax_code FROM {ITEMS} WHERE tax_code IS NOT NULL") == [("VAT20",)]
+
+
+def test_reruns_store_no_new_schema_version(runner, sandbox):
+    runner.run()
+    runner.run()
+    runner.run(account_ids=list(reversed(sandbox.account_ids)))
+    assert runner.rows("SELECT count(*) FROM billing._dlt_version") == [(1,)]
+    assert runner.rows("SELECT count(*) FROM billing._dlt_loads") == [(3,)]

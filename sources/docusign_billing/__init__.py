@@ -5,6 +5,7 @@ from typing import Any, Iterator, List, Optional, Sequence
 
 import dlt
 from dlt.common.configuration.inject import with_config
+from dlt.common.storages.exceptions import CurrentLoadPackageStateNotAvailable
 from dlt.common.schema.typing import TWriteDispositionConfig
 from dlt.extract.resource import DltResource
 
@@ -19,14 +20,25 @@ from .tables import BatchParser, ParsedBatch
 _SCD2: TWriteDispositionConfig = {"disposition": "merge", "strategy": "scd2"}
 
 
-def history_hints(accounts: Sequence[str], snapshot_at: datetime) -> TWriteDispositionConfig:
-    """SCD2 that retires only invoices of the accounts this run extracted, as of `snapshot_at`.
+def history_hints(accounts: Sequence[str]) -> TWriteDispositionConfig:
+    """SCD2 that retires only invoices of the accounts this run extracted.
 
     A `destination_scope` rather than a `merge_key`: an account whose last invoice was paid
-    sends no rows, and a merge key would then never retire its invoices.
+    sends no rows, and a merge key would then never retire its invoices. Sorted, so the same
+    accounts keep the same schema and dlt stores no new schema version per run.
     """
-    scope = "account_id IN ({})".format(", ".join(f"'{a}'" for a in accounts) or "NULL")
-    return {**_SCD2, "destination_scope": scope, "boundary_timestamp": snapshot_at}  # type: ignore[typeddict-item]
+    scope = "account_id IN ({})".format(", ".join(f"'{a}'" for a in sorted(accounts)) or "NULL")
+    return {**_SCD2, "destination_scope": scope}  # type: ignore[typeddict-item]
+
+
+def run_started_at() -> datetime:
+    """The load package's creation time: dlt's SCD2 boundary, so `snapshot_at` equals the
+    `_dlt_valid_from`/`_dlt_valid_to` of the same run (now, when iterated without a pipeline)."""
+    try:
+        created_at: datetime = dlt.current.load_package_state()["state"]["created_at"]
+        return created_at.astimezone(timezone.utc)
+    except CurrentLoadPackageStateNotAvailable:
+        return datetime.now(timezone.utc)
 
 
 @dlt.source(name="docusign_billing", max_table_nesting=0)
@@ -51,11 +63,11 @@ def docusign_billing(
     base_url = validate_base_url(base_url) if base_url else None
     auth = make_auth(credentials)
     http = HttpSettings(request_timeout, max_attempts, backoff_factor, max_retry_delay)
-    snapshot_at = datetime.now(timezone.utc)
 
     @dlt.resource(selected=False)
     def account_batches() -> Iterator[ParsedBatch]:
         """Fetches and types each account; the last batch lists the accounts of the run."""
+        snapshot_at = run_started_at()
         targets = plan(ids, accounts, base_url, credentials, auth)
         parser, loaded, failures = BatchParser(snapshot_at), [], []
         for fetched in fetch_accounts(targets, auth, http, max_workers):
@@ -78,7 +90,7 @@ def docusign_billing(
         if batch.completed_accounts is None:
             yield batch.invoices
         else:
-            hints = dlt.mark.make_hints(write_disposition=history_hints(batch.completed_accounts, snapshot_at))
+            hints = dlt.mark.make_hints(write_disposition=history_hints(batch.completed_accounts))
             yield dlt.mark.with_hints(batch.invoices, hints)
 
     @dlt.transformer(
