@@ -1,0 +1,90 @@
+"""`docusign-billing` with a real SIGKILL at a chosen point of a dlt step (used by test_interrupted).
+
+Run as `python -m tests.helpers_killer KILL_POINT docusign-billing-args...`. The process patches
+one dlt function so that, at the named point, it kills itself with SIGKILL (no cleanup, no
+finally blocks, no atexit: like a power cut or the OOM killer), then runs the real CLI `main()`.
+
+Kill points:
+  normalize-mid     after the worker wrote the normalized files, before dlt commits the package
+  normalize-commit  right after dlt moved the package to "normalized", before it deletes the
+                    extracted copy (the window dlt's own log calls "do not kill this process")
+  load-copy:TABLE   after the INSERT of TABLE's file committed in DuckDB (the table itself for
+                    append, its staging table for merge), before dlt records the job as done
+  load-merge        after the SCD2 merge SQL committed in DuckDB, before dlt records the job
+  load-complete     after the `_dlt_loads` row was written, before the package is archived
+  load-pause:SECS   no kill: sleeps SECS inside the load (DuckDB file open) after printing
+                    "paused in load" on stderr, so another process can collide with it
+"""
+
+import os
+import signal
+import sys
+from typing import Any, Callable
+
+
+def _die() -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _after(owner: Any, name: str, when: Callable[..., bool] = lambda *a, **k: True) -> None:
+    """Patch `owner.name` to run normally, then SIGKILL the process if `when(*args)` holds."""
+    original = getattr(owner, name)
+
+    def patched(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        if when(*args, **kwargs):
+            _die()
+        return result
+
+    setattr(owner, name, patched)
+
+
+def arm(point: str) -> None:
+    if point == "normalize-mid":
+        from dlt.normalize import normalize
+
+        _after(normalize, "w_normalize_files")
+    elif point == "normalize-commit":
+        from dlt.common.storages.load_storage import LoadStorage
+
+        _after(LoadStorage, "commit_new_load_package")
+    elif point.startswith("load-copy:"):
+        from dlt.destinations.impl.duckdb.duck import DuckDbCopyJob
+
+        table = point.split(":", 1)[1]
+        _after(DuckDbCopyJob, "run", lambda job: job.load_table_name == table)
+    elif point == "load-merge":
+        from dlt.destinations.sql_jobs import SqlMergeFollowupJob  # noqa: F401 (the job class runs SqlLoadJob.run)
+        from dlt.destinations.job_client_impl import SqlLoadJob
+
+        _after(SqlLoadJob, "run", lambda job: "past_due_invoices" in job.file_name())
+    elif point == "load-complete":
+        from dlt.destinations.job_client_impl import SqlJobClientBase
+
+        _after(SqlJobClientBase, "complete_load")
+    elif point.startswith("load-pause:"):
+        import time
+
+        from dlt.destinations.impl.duckdb.duck import DuckDbCopyJob
+
+        seconds = float(point.split(":", 1)[1])
+        original = DuckDbCopyJob.run
+
+        def paused(job: Any) -> None:
+            original(job)
+            if job.load_table_name == "past_due_snapshots":
+                print("docusign-billing: paused in load", file=sys.stderr, flush=True)
+                time.sleep(seconds)
+
+        DuckDbCopyJob.run = paused  # type: ignore[method-assign]
+    else:
+        raise SystemExit(f"unknown kill point {point!r}")
+
+
+if __name__ == "__main__":
+    arm(sys.argv[1])
+    from pipelines.cli import main
+
+    sys.exit(main(sys.argv[2:]))

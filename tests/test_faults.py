@@ -1,0 +1,168 @@
+"""Transient API faults at scale: storms across many accounts, mixes, and every class run to exhaustion.
+
+(Single faults retried once each, Retry-After / X-RateLimit-Reset timing and exhausted 503 are in
+tests/test_http.py.) Every test checks the tables: loaded exactly like the API says after retries,
+or exactly as before the run when retries run out.
+"""
+
+import time
+
+import pytest
+
+from pipelines.cli import EXIT_FAILED, explain
+from sources.docusign_billing.parse import parse_decimal
+from tests.helpers_reliability import CLI, INVOICES, ITEMS, SNAPSHOTS, assert_consistent, cli
+
+STORM = {"max_attempts": 8, "backoff_factor": 0.02, "max_retry_delay": 0.5, "request_timeout": 0.5}
+
+
+def _expected(sandbox):
+    """What the tables must hold for the API's current data: balances, item amounts, snapshots."""
+    invoices, items, snapshots = {}, {}, {}
+    for account_id in sandbox.account_ids:
+        body = sandbox.response(account_id)
+        snapshots[account_id] = (parse_decimal(body["pastDueBalance"]), len(body["billingInvoices"]))
+        for invoice in body["billingInvoices"]:
+            invoices[(account_id, invoice["invoiceId"])] = parse_decimal(invoice["balance"])
+            for item in invoice["invoiceItems"]:
+                items[(account_id, invoice["invoiceId"], item["invoiceItemId"])] = parse_decimal(item["chargeAmount"])
+    return invoices, items, snapshots
+
+
+def _assert_loaded_exactly(runner, sandbox, runs=1):
+    invoices, items, snapshots = _expected(sandbox)
+    assert dict(((a, i), b) for a, i, b in runner.rows(
+        f"SELECT account_id, invoice_id, balance FROM {INVOICES} WHERE _dlt_valid_to IS NULL"
+    )) == invoices
+    assert dict(((a, i, n), c) for a, i, n, c in runner.rows(
+        f"SELECT account_id, invoice_id, invoice_item_id, charge_amount FROM {ITEMS}"
+    )) == items
+    latest = runner.rows(
+        f"SELECT account_id, past_due_balance, invoice_count FROM {SNAPSHOTS}"
+        f" WHERE snapshot_at = (SELECT max(snapshot_at) FROM {SNAPSHOTS})"
+    )
+    assert {a: (b, n) for a, b, n in latest} == snapshots
+    assert runner.rows(f"SELECT count(DISTINCT snapshot_at) FROM {SNAPSHOTS}") == [(runs,)]
+    assert_consistent(runner)
+
+
+def _statuses(sandbox, account_id):
+    return [r["status"] for r in sandbox.requests if r["account_id"] == account_id]
+
+
+def test_rate_limit_storm_across_many_accounts(runner, sandbox):
+    """A real sliding-window limiter (3 requests per 0.5 s, with Retry-After and X-RateLimit-*) over 8 accounts."""
+    for _ in range(5):
+        sandbox.add_account(invoices=2)
+    sandbox.rate_limit(max_requests=3, per_seconds=0.5)
+    runner.run(**STORM)
+    # the client's rate-limit gate paces the workers; whatever got a 429 was retried until a 200
+    assert all(_statuses(sandbox, a)[-1] == 200 for a in sandbox.account_ids)
+    assert {s for r in sandbox.requests for s in [r["status"]]} <= {200, 429}
+    _assert_loaded_exactly(runner, sandbox)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="bare-429"),
+        pytest.param({"retry_after": 1}, id="retry-after"),
+        pytest.param({"ratelimit_reset": 1}, id="x-ratelimit-reset"),
+    ],
+)
+def test_429_storm_on_every_account(runner, sandbox, headers):
+    """Three 429s in a row for each account; waits come from the headers (capped) or the backoff."""
+    for account_id in sandbox.account_ids:
+        sandbox.inject("429", times=3, account_id=account_id, **headers)
+    started = time.monotonic()
+    runner.run(**{**STORM, "max_retry_delay": 0.1})
+    assert time.monotonic() - started < 10  # max_retry_delay caps every wait, even a header's
+    for account_id in sandbox.account_ids:
+        assert _statuses(sandbox, account_id) == [429, 429, 429, 200]
+    _assert_loaded_exactly(runner, sandbox)
+
+
+def test_mixed_faults_across_accounts(runner, sandbox):
+    """Each account meets a different sequence of faults; all are retried and the load is exact."""
+    runner.run()
+    first, second, third = sandbox.account_ids
+    sandbox.set_balance(second, sandbox.response(second)["billingInvoices"][0]["invoiceId"], "$12,345.67")
+    sandbox.inject("502", account_id=first)
+    sandbox.inject("reset", account_id=first)
+    sandbox.inject("429", account_id=first, retry_after=1)
+    sandbox.inject("hang", account_id=second, seconds=3)
+    sandbox.inject("500", account_id=second)
+    sandbox.inject("504", account_id=third)
+    sandbox.inject("503", account_id=third)
+    sandbox.inject("reset", account_id=third)
+    runner.run(**{**STORM, "max_retry_delay": 0.2})
+    assert _statuses(sandbox, first)[-4:] == [502, None, 429, 200]
+    assert _statuses(sandbox, second)[-3:] == [None, 500, 200]  # the hang is abandoned by the timeout
+    assert _statuses(sandbox, third)[-4:] == [504, 503, None, 200]
+    _assert_loaded_exactly(runner, sandbox, runs=2)
+
+
+EXHAUSTED = [
+    pytest.param("429", {"retry_after": 30}, "HTTP 429", id="429"),
+    pytest.param("500", {}, "HTTP 500", id="500"),
+    pytest.param("502", {}, "HTTP 502", id="502"),
+    pytest.param("reset", {}, "could not be reached", id="reset"),
+    pytest.param("hang", {"seconds": 5}, "could not be reached", id="hang"),
+]
+
+
+@pytest.mark.parametrize("fault, options, expected", EXHAUSTED)
+def test_retries_run_out_on_every_account_fails_the_run_and_changes_nothing(runner, sandbox, fault, options, expected):
+    runner.run()
+    before = runner.snapshot()
+    account = sandbox.account_ids[1]
+    sandbox.set_balance(account, sandbox.response(account)["billingInvoices"][0]["invoiceId"], "1.00")
+    sandbox.inject(fault, times=3 * len(sandbox.account_ids), **options)
+    started = time.monotonic()
+    with pytest.raises(Exception) as error:
+        runner.run(max_attempts=3, backoff_factor=0.02, max_retry_delay=0.2, request_timeout=0.4)
+    assert time.monotonic() - started < 8
+    code, message = explain(error.value)
+    assert code == EXIT_FAILED
+    assert message.startswith("account ") and expected in message, message
+    assert any(a in message for a in sandbox.account_ids) and "\n" not in message
+    assert len([r for r in sandbox.requests if r["status"] != 200]) == 3 * len(sandbox.account_ids)  # max_attempts each
+    assert runner.snapshot() == before
+    runner.run()  # the fault is gone: the next run loads everything, including the new balance
+    _assert_loaded_exactly(runner, sandbox, runs=2)
+
+
+@pytest.mark.parametrize("fault, options, expected", [EXHAUSTED[0], EXHAUSTED[-1]])
+def test_retries_run_out_on_one_account_keeps_its_history_and_loads_the_others(runner, sandbox, fault, options, expected):
+    runner.run()
+    flaky, other = sandbox.account_ids[1], sandbox.account_ids[2]
+    history = runner.rows(f"SELECT * FROM {INVOICES} WHERE account_id = '{flaky}' ORDER BY ALL")
+    sandbox.set_balance(flaky, sandbox.response(flaky)["billingInvoices"][0]["invoiceId"], "1.00")
+    sandbox.set_balance(other, sandbox.response(other)["billingInvoices"][0]["invoiceId"], "2.00")
+    sandbox.inject(fault, times=3, account_id=flaky, **options)
+    runner.run(max_attempts=3, backoff_factor=0.02, max_retry_delay=0.2, request_timeout=0.4)
+    assert runner.rows(f"SELECT * FROM {INVOICES} WHERE account_id = '{flaky}' ORDER BY ALL") == history
+    assert runner.rows(f"SELECT count(*) FROM {INVOICES} WHERE account_id = '{other}' AND balance = 2") == [(1,)]
+    errors = runner.rows("SELECT account_id, message FROM billing.account_errors")
+    assert len(errors) == 1 and errors[0][0] == flaky and expected in errors[0][1]
+    assert_consistent(runner)
+    runner.run()
+    _assert_loaded_exactly(runner, sandbox, runs=3)
+
+
+def test_console_script_exits_1_and_changes_nothing_when_retries_run_out(runner, sandbox, cli_env, tmp_path):
+    runner.run()
+    before = runner.snapshot()
+    sandbox.inject("502", times=20)
+    result = cli(
+        "run", "--pipelines-dir", runner.pipelines_dir, "--duckdb-file", runner.duckdb_file,
+        env=cli_env(sandbox, SOURCES__DOCUSIGN_BILLING__MAX_ATTEMPTS="2", SOURCES__DOCUSIGN_BILLING__MAX_RETRY_DELAY="0.1"),
+        cwd=tmp_path,
+    )
+    assert result.returncode == EXIT_FAILED, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    # accounts are fetched concurrently: any of them may be the one reported
+    assert any(last.startswith(f"docusign-billing: account {a}: DocuSign answered HTTP 502") for a in sandbox.account_ids), last
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert runner.snapshot() == before
+    assert CLI.endswith("docusign-billing")
