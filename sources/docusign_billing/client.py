@@ -63,27 +63,29 @@ def _reset_at(response: Response) -> Optional[float]:
 class RateLimitGate:
     """Slows all workers down before DocuSign's rate limit is hit, not only after a 429.
 
-    Every response's `X-RateLimit-Remaining` / `X-RateLimit-Reset` update the gate; a request
-    starts only while the window has room for it beside the requests already in flight.
+    Every response's `X-RateLimit-Limit` / `-Remaining` / `-Reset` update the gate; a request
+    starts only while the window has room for it beside the requests already in flight. DocuSign's
+    windows are fixed: at `X-RateLimit-Reset` the next one starts with the full limit.
     """
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
-        self._remaining: Optional[int] = None
-        self._reset_at = 0.0
+        self._limit: Optional[int] = None
+        self._remaining: Optional[int] = None  # None: no limit seen yet
+        self._reset_at = 0.0  # end of the current window; 0.0 while a new window's end is unknown
+        self._ended = 0.0  # end of the last window that ran out: its late answers are stale
         self._in_flight = 0
 
     def acquire(self) -> None:
         with self._changed:
             while True:
                 now = time.time()
-                if self._remaining is not None and now >= self._reset_at:
-                    self._remaining = None  # a new window: let one request learn its budget
-                unknown = self._remaining is None and (self._reset_at == 0.0 or self._in_flight == 0)
-                if unknown or (self._remaining or 0) - self._in_flight > 0:
+                if self._reset_at and now >= self._reset_at:  # the next window: full budget
+                    self._ended, self._reset_at, self._remaining = self._reset_at, 0.0, self._limit
+                if self._remaining is None or self._remaining - self._in_flight > 0:
                     self._in_flight += 1
                     return
-                self._changed.wait(timeout=max(0.05, min(1.0, self._reset_at - now)))
+                self._changed.wait(timeout=max(0.01, min(1.0, self._reset_at - now)) if self._reset_at else 0.05)
 
     def release(self) -> None:
         with self._changed:
@@ -93,12 +95,17 @@ class RateLimitGate:
     def observe(self, response: Response, *args: Any, **kwargs: Any) -> Response:
         """`requests` response hook: records the window, and lets dlt's retry honour
         `X-RateLimit-Reset` (epoch seconds) on a 429 like a `Retry-After`."""
-        reset_at, remaining = _reset_at(response), response.headers.get("X-RateLimit-Remaining")
-        if reset_at is not None and remaining is not None and remaining.isdigit():
+        reset_at, remaining = _reset_at(response), response.headers.get("X-RateLimit-Remaining", "")
+        limit = response.headers.get("X-RateLimit-Limit", "")
+        if reset_at is not None and remaining.isdigit():
             with self._changed:
-                same_window = abs(reset_at - self._reset_at) < 1.0 and self._remaining is not None
-                self._remaining = min(int(remaining), self._remaining) if same_window else int(remaining)
-                self._reset_at = max(reset_at, self._reset_at) if same_window else reset_at
+                if reset_at <= self._ended:
+                    pass  # an answer from a window that is over
+                elif reset_at > self._reset_at or self._remaining is None:  # a newer window
+                    self._remaining, self._reset_at = int(remaining), reset_at
+                elif reset_at == self._reset_at:  # answers of one window arrive in any order
+                    self._remaining = min(int(remaining), self._remaining)
+                self._limit = int(limit) if limit.isdigit() else self._limit or int(remaining) + 1
                 self._changed.notify_all()
         if response.status_code == 429 and "Retry-After" not in response.headers and reset_at is not None:
             wait = int(reset_at - time.time()) + 1

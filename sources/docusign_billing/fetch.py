@@ -1,6 +1,7 @@
 """Fetching many accounts at once: bounded workers, one rate-limit gate, per-account failures."""
 
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from itertools import islice
 from dataclasses import dataclass
 from typing import Iterator, List, Union
 
@@ -45,9 +46,16 @@ def fetch_accounts(
             return AccountFailure(target, ex)
         return AccountResponse(target.account_id, body, target.account_name)
 
-    pool = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="docusign-fetch")
+    workers = max(1, max_workers)
+    waiting = iter(targets)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="docusign-fetch")
     try:
-        for future in as_completed([pool.submit(fetch, t) for t in targets]):
-            yield future.result()
+        # at most two responses per worker wait for the parser: memory stays flat in the accounts
+        running = {pool.submit(fetch, t) for t in islice(waiting, 2 * workers)}
+        while running:
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            running |= {pool.submit(fetch, t) for t in islice(waiting, len(done))}
+            for future in done:
+                yield future.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

@@ -22,7 +22,6 @@ import sys
 import threading
 import time
 import xml.etree.ElementTree as ElementTree
-from collections import deque
 from decimal import Decimal
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -103,6 +102,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # small writes would otherwise wait ~40 ms for a delayed ACK
     server: _Server
 
     def setup(self) -> None:
@@ -312,7 +312,7 @@ class Sandbox:
             self._denied: set[str] = set()
             self._faults: list[dict[str, Any]] = []
             self._limit: tuple[int, float] | None = None
-            self._window: deque[float] = deque()
+            self._window = (0, 0)  # (window number, requests admitted in it)
             self.latency = 0.0
             self.throttled = 0
             self.max_in_flight = 0
@@ -334,10 +334,12 @@ class Sandbox:
             self._faults.append({"fault": fault, "left": times, "account_id": account_id, "options": options})
 
     def rate_limit(self, max_requests: int, per_seconds: float) -> None:
-        """Sliding-window limit; once set, every authorised response carries X-RateLimit-* headers."""
+        """Fixed windows aligned to the clock, like DocuSign's hourly windows: `X-RateLimit-Reset`
+        is when the next window starts with the full budget. Once set, every authorised response
+        carries X-RateLimit-* headers."""
         with self._lock:
             self._limit = (max_requests, per_seconds)
-            self._window.clear()
+            self._window = (0, 0)
 
     # request handling --------------------------------------------------------------------------
     def _track(self, connection: socket.socket, add: bool) -> None:
@@ -431,24 +433,25 @@ class Sandbox:
         return "legacy", None
 
     def _admit(self) -> tuple[bool, dict[str, str]]:
-        """Sliding-window check (caller holds the lock); returns (throttled, headers)."""
+        """Fixed-window check (caller holds the lock); returns (throttled, headers)."""
         if self._limit is None:
             return False, {}
         max_requests, per_seconds = self._limit
         now = time.time()
-        while self._window and self._window[0] <= now - per_seconds:
-            self._window.popleft()
-        throttled = len(self._window) >= max_requests
+        window = math.floor(now / per_seconds)
+        used = self._window[1] if self._window[0] == window else 0
+        throttled = used >= max_requests
         if not throttled:
-            self._window.append(now)
-        frees_at = (self._window[0] if self._window else now) + per_seconds
+            used += 1
+        self._window = (window, used)
+        resets_at = (window + 1) * per_seconds
         headers = {
             "X-RateLimit-Limit": str(max_requests),
-            "X-RateLimit-Remaining": str(max(0, max_requests - len(self._window))),
-            "X-RateLimit-Reset": str(math.ceil(frees_at)),
+            "X-RateLimit-Remaining": str(max_requests - used),
+            "X-RateLimit-Reset": str(math.ceil(resets_at)),
         }
         if throttled:
-            headers["Retry-After"] = str(max(1, math.ceil(frees_at - now)))
+            headers["Retry-After"] = str(max(1, math.ceil(resets_at - now)))
         return throttled, headers
 
     def _next_fault(self, account_id: str) -> dict[str, Any] | None:
