@@ -190,7 +190,7 @@ def test_rate_limit_is_respected_before_a_429(tmp_path):
         assert api.throttled == 0
         assert len(runner.rows("SELECT * FROM billing.past_due_snapshots")) == 30
         arrivals = sorted(r["at"] for r in api.requests)
-        assert arrivals[-1] - arrivals[0] >= 1.5  # 30 requests at 10/s need at least two windows
+        assert arrivals[-1] - arrivals[0] >= 1.0  # 30 requests at 10 per 1-s window span three windows
 
 
 def test_one_failing_account_across_hosts_the_others_load(oauth_runner, hosts):
