@@ -18,6 +18,8 @@ from .oauth import AccountInfo
 from .tables import BatchParser, ParsedBatch
 
 _SCD2: TWriteDispositionConfig = {"disposition": "merge", "strategy": "scd2"}
+_REPLAYABLE: TWriteDispositionConfig = {"disposition": "merge", "strategy": "delete-insert"}
+"""Keyed, through staging: a load replayed after a crash replaces its rows instead of adding them."""
 
 
 def history_hints(accounts: Sequence[str]) -> TWriteDispositionConfig:
@@ -93,16 +95,14 @@ def docusign_billing(
             hints = dlt.mark.make_hints(write_disposition=history_hints(batch.completed_accounts))
             yield dlt.mark.with_hints(batch.invoices, hints)
 
-    @dlt.transformer(
-        name=settings.ITEMS_TABLE,
-        write_disposition={"disposition": "merge", "strategy": "insert-only"},
-        primary_key="_dlt_id",
-    )
+    @dlt.transformer(name=settings.ITEMS_TABLE, write_disposition=_REPLAYABLE, primary_key="_dlt_id")
     def invoice_items(batch: ParsedBatch) -> Iterator[object]:
         """Items of each invoice version, linked like dlt's nested tables and by plain keys."""
         yield batch.items
 
-    @dlt.transformer(name=settings.SNAPSHOTS_TABLE, write_disposition="append")
+    @dlt.transformer(
+        name=settings.SNAPSHOTS_TABLE, write_disposition=_REPLAYABLE, primary_key=("account_id", "snapshot_at")
+    )
     def past_due_snapshots(batch: ParsedBatch) -> Iterator[object]:
         """One row per account and run: the time series of what was past due when."""
         yield batch.snapshots

@@ -118,6 +118,8 @@ def parse_extra(value: Any) -> Optional[str]:
     """A field this version does not know yet: lands as a text column, JSON for structures."""
     if value is None or isinstance(value, str):
         return value
+    if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+        return str(value)  # a JSON number, exactly as sent
     return json.dumps(value, default=str, sort_keys=True)
 
 
