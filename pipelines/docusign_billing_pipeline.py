@@ -17,6 +17,7 @@ from dlt.common.pipeline import LoadInfo
 if __package__ in (None, ""):  # run as a script from a clone
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from pipelines.recovery import recover  # noqa: E402
 from pipelines.run_lock import run_lock  # noqa: E402
 from sources.docusign_billing import docusign_billing, settings  # noqa: E402
 from sources.docusign_billing.errors import ConfigError  # noqa: E402
@@ -68,6 +69,8 @@ def load(pipeline: dlt.Pipeline, progress: Progress = lambda _: None, **source_a
     with run_lock(pipeline):
         source = docusign_billing(**source_args)
         started = time.monotonic()
+        for message in recover(pipeline).messages():  # what a killed earlier run left behind
+            progress(message)
         progress("extracting past-due invoices")
         pipeline.extract(source)
         progress(f"normalizing ({time.monotonic() - started:.1f} s)")
