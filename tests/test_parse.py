@@ -5,9 +5,11 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sources.docusign_billing.errors import ResponseError
-from sources.docusign_billing.parse import parse_bool, parse_decimal, parse_timestamp
+from sources.docusign_billing.parse import COLUMN_RULES, parse_bool, parse_decimal, parse_timestamp
 from sources.docusign_billing.tables import AccountResponse, BatchParser
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -209,3 +211,38 @@ def test_items_link_to_their_invoice_version():
     assert [i["_dlt_list_idx"] for i in items] == [0, 1]
     assert {i["invoice_id"] for i in items} == {"inv-1"} and {i["account_id"] for i in items} == {"acc-1"}
     assert len({i["_dlt_id"] for i in items}) == 2
+
+
+_AMOUNT_TEXT = st.from_regex(r"\A[-+]?\$?-?[0-9,]{0,14}(\.[0-9]{0,11})?\Z") | st.sampled_from(["", " ", "1,234.56", "$-1.00"])
+_DATE_TEXT = st.from_regex(
+    r"\A[0-9]{4}-[01][0-9]-[0-3][0-9]([Tt ][0-2][0-9]:[0-6][0-9](:[0-6][0-9](\.[0-9]{1,9})?)?([Zz]|[+-][0-2][0-9]:?[0-6][0-9])?)?\Z"
+)
+_BOOL_TEXT = st.sampled_from(["true", "false", "TRUE", " False ", "", "yes", "1"])
+
+
+@pytest.mark.parametrize(
+    "rule, texts",
+    [(parse_decimal, _AMOUNT_TEXT), (parse_timestamp, _DATE_TEXT), (parse_bool, _BOOL_TEXT)],
+    ids=["decimal", "timestamp", "bool"],
+)
+def test_column_rules_agree_with_the_value_rules(rule, texts):
+    """The fast column form may refuse a column, but what it accepts it types exactly as the rule."""
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(st.none() | texts, max_size=6))
+    def check(values):
+        expected = []
+        for value in values:
+            try:
+                expected.append(rule(value))
+            except ValueError:
+                expected = None
+                break
+        try:
+            typed = COLUMN_RULES[rule](pa.array(values, type=pa.string())).to_pylist()
+        except (ValueError, pa.ArrowException):
+            return  # refused: the per-value rule decides
+        assert expected is not None, f"column form accepted what the rule refuses: {values}"
+        assert typed == expected
+
+    check()

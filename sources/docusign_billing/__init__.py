@@ -107,7 +107,9 @@ def docusign_billing(
         """One row per account and run: the time series of what was past due when."""
         yield batch.snapshots
 
-    @dlt.transformer(name=settings.ERRORS_TABLE, write_disposition="append")
+    @dlt.transformer(
+        name=settings.ERRORS_TABLE, write_disposition=_REPLAYABLE, primary_key=("account_id", "snapshot_at")
+    )
     def account_errors(batch: ParsedBatch) -> Iterator[object]:
         """One row per account whose call failed in a run."""
         if batch.errors.num_rows:

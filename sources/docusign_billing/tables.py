@@ -1,19 +1,25 @@
-"""Past-due responses to the three Arrow tables, with the row hashes that SCD2 history keys on."""
+"""Past-due responses to the typed Arrow tables, with the row hashes that SCD2 history keys on.
+
+Values are collected column by column and typed a whole column at a time (`parse.COLUMN_RULES`);
+a column that leaves the fast path is typed value by value, which also names a bad value's
+account, invoice, item and field.
+"""
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from functools import lru_cache
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 
 from .errors import ApiError, ResponseError
 from .parse import (
     ACCOUNT_FIELDS,
     ARROW_TYPES,
+    COLUMN_RULES,
     INVOICE_FIELDS,
     INVOICES_KEY,
     ITEM_FIELDS,
@@ -22,14 +28,16 @@ from .parse import (
     parse_extra,
 )
 
-Row = Dict[str, Any]
 Column = Tuple[str, pa.DataType, bool]  # name, type, nullable
+Where = Callable[[int], str]  # row -> "account A, invoice I[, item J]"
 
 _NAMING = NamingConvention()
 _TEXT = pa.string()
+_UTC = pa.timestamp("us", tz="UTC")
 _KEY: Column = ("account_id", _TEXT, False)
 _NAME: Column = ("account_name", _TEXT, True)
-_UTC = pa.timestamp("us", tz="UTC")
+_INVOICE_KEY: Column = ("invoice_id", _TEXT, False)
+_VERSION: Column = ("_dlt_id", _TEXT, False)
 _ERRORS = pa.schema(
     [
         pa.field("account_id", _TEXT, False),
@@ -40,14 +48,10 @@ _ERRORS = pa.schema(
         pa.field("message", _TEXT, False),
     ]
 )
-_INVOICE_KEY: Column = ("invoice_id", _TEXT, False)
-_LINKAGE: List[Column] = [
-    ("_dlt_id", _TEXT, False),
-    ("_dlt_parent_id", _TEXT, False),
-    ("_dlt_root_id", _TEXT, False),
-    ("_dlt_list_idx", pa.int64(), False),
-]
+_RESERVED = {"_dlt_id", "_dlt_parent_id", "_dlt_root_id", "_dlt_list_idx", "_dlt_valid_from", "_dlt_valid_to", "invoice_count"}
+"""Columns this package writes besides the API's fields: a new API field never takes their name."""
 _MAX_VALUE_CHARS = 80
+_NULL = "\x00"  # stands for NULL in the hashed text, where "" is a value
 
 
 @dataclass
@@ -76,40 +80,87 @@ def column_name(api_field: str) -> str:
     return _NAMING.normalize_identifier(api_field)
 
 
-class _TableBuilder:
-    """Collects typed rows and builds one Arrow table: known columns first, new API fields after."""
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _MAX_VALUE_CHARS else text[:_MAX_VALUE_CHARS] + "..."
 
-    def __init__(self, leading: Sequence[Column], rules: Dict[str, Rule], trailing: Sequence[Column]):
+
+def _typed(values: List[Any], rule: Rule, api_field: str, where: Where) -> pa.Array:
+    """One column typed by its rule: whole-column fast path, else value by value."""
+    column_rule = COLUMN_RULES.get(rule)
+    if column_rule is not None:
+        try:
+            return column_rule(pa.array(values, type=_TEXT))
+        except (ValueError, TypeError, pa.ArrowException):
+            pass  # not all plain strings in the fast grammar: the per-value rule decides
+    typed = []
+    for row, value in enumerate(values):
+        try:
+            typed.append(rule(value))
+        except ValueError as ex:
+            raise ResponseError(f"{where(row)}, field {api_field}: cannot read {_shown(value)}: {ex}") from None
+    return pa.array(typed, type=ARROW_TYPES[rule])
+
+
+class _Columns:
+    """Records of one type, typed column by column: known fields first, new API fields after."""
+
+    def __init__(self, leading: Sequence[Column], rules: Dict[str, Rule], skip: str = "") -> None:
         lead = {name for name, _, _ in leading}
-        known = [(column_name(f), ARROW_TYPES[r], True) for f, r in rules.items() if column_name(f) not in lead]
-        self._columns = [*leading, *known, *trailing]
-        self._reserved = {name for name, _, _ in self._columns}
-        self._extras: Dict[str, None] = {}
-        self.rows: List[Row] = []
+        self.rules = {f: r for f, r in rules.items() if column_name(f) not in lead}
+        self.leading = list(leading)
+        self.reserved = lead | {column_name(f) for f in rules} | _RESERVED
+        self.not_extra = {skip} | set(rules)
+        self.records: List[Dict[str, Any]] = []
 
-    def parse(self, raw: Dict[str, Any], rules: Dict[str, Rule], where: str, skip: str = "") -> Row:
-        """Types every field of `raw`; unknown fields become text columns (schema drift)."""
-        row: Row = {}
-        for key, value in raw.items():
-            if key == skip:
-                continue
-            rule = rules.get(key, parse_extra)
-            name = column_name(key)
-            if rule is parse_extra:
-                name = f"{name}_api" if name in self._reserved else name
-                self._extras[name] = None
-            try:
-                row[name] = rule(value)
-            except ValueError as ex:
-                shown = repr(value)
-                shown = shown if len(shown) <= _MAX_VALUE_CHARS else shown[:_MAX_VALUE_CHARS] + "..."
-                raise ResponseError(f"{where}, field {key}: cannot read {shown}: {ex}") from None
-        return row
+    @property
+    def count(self) -> int:
+        return len(self.records)
 
-    def to_arrow(self) -> pa.Table:
-        fields = [pa.field(name, type_, nullable) for name, type_, nullable in self._columns]
-        fields += [pa.field(name, _TEXT) for name in self._extras]
-        return pa.Table.from_pylist(self.rows, schema=pa.schema(fields))
+    def typed(self, where: Where) -> Dict[str, pa.Array]:
+        """Every API column typed, under its destination name (a new field that collides with a
+        known column gets an `_api` suffix)."""
+        records = self.records
+        columns = {column_name(f): _typed([r.get(f) for r in records], rule, f, where) for f, rule in self.rules.items()}
+        seen: set = set()
+        for record in records:
+            seen.update(record)
+        for api_field in sorted(seen - self.not_extra):
+            name = column_name(api_field)
+            values = [r.get(api_field) for r in records]
+            columns[f"{name}_api" if name in self.reserved else name] = _typed(values, parse_extra, api_field, where)
+        return columns
+
+    def table(self, leading: Dict[str, pa.Array], typed: Dict[str, pa.Array], trailing: Dict[str, Tuple[pa.Array, Column]]) -> pa.Table:
+        fields, arrays = [], []
+        for name, type_, nullable in self.leading:
+            fields.append(pa.field(name, type_, nullable))
+            arrays.append(leading[name])
+        for name, array in typed.items():
+            fields.append(pa.field(name, array.type))
+            arrays.append(array)
+        for name, (array, (_, type_, nullable)) in trailing.items():
+            fields.append(pa.field(name, type_, nullable))
+            arrays.append(array)
+        return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _hash_text(typed: Dict[str, pa.Array], known: Sequence[str]) -> List[str]:
+    """Each row's typed values as text: equal values give equal text whatever the API's format.
+
+    New API fields count only where they hold a value, so a field appearing elsewhere in the
+    batch does not make new versions of unchanged rows.
+    """
+    text = pc.binary_join_element_wise(*[pc.fill_null(pc.cast(typed[n], _TEXT), _NULL) for n in known], "\x1f")
+    extras = [
+        pc.fill_null(pc.binary_join_element_wise(pa.scalar(f"\x1f{name}="), typed[name], ""), "")
+        for name in sorted(set(typed) - set(known))
+    ]
+    return pc.binary_join_element_wise(text, *extras, "").to_pylist()
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def _records(parent: Dict[str, Any], key: str, where: str) -> List[Dict[str, Any]]:
@@ -117,57 +168,47 @@ def _records(parent: Dict[str, Any], key: str, where: str) -> List[Dict[str, Any
     value = parent.get(key)
     if value is None:
         return []
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+    if not isinstance(value, list) or not set(map(type, value)) <= {dict}:
         raise ResponseError(f"{where}: {key} must be a list of objects, got {type(value).__name__}")
     return value
 
 
-def _canonical(value: Any) -> str:
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f")
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return repr(value)
-
-
-def _row_hash(*parts: Any) -> str:
-    """Deterministic content hash: the same data gives the same version, whatever its text form."""
-    text = "\x1f".join(
-        "\x1e".join(f"{k}={_canonical(v)}" for k, v in sorted(p.items())) if isinstance(p, dict) else _canonical(p)
-        for p in parts
-    )
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-
-
 class BatchParser:
-    """Parses account responses into one `ParsedBatch`; one instance per batch."""
+    """Collects account responses and types them into one `ParsedBatch`; one instance per batch."""
 
     def __init__(self, snapshot_at: datetime) -> None:
         self.snapshot_at = snapshot_at
-        self.snapshots = _TableBuilder(
-            [_KEY, _NAME, ("snapshot_at", _UTC, False)],
-            ACCOUNT_FIELDS,
-            [("invoice_count", pa.int64(), False)],
-        )
-        self.invoices = _TableBuilder([_KEY, _INVOICE_KEY], INVOICE_FIELDS, _LINKAGE[:1])
-        self.items = _TableBuilder([_KEY, _INVOICE_KEY], ITEM_FIELDS, _LINKAGE)
-        self.errors: List[Row] = []
+        self.snapshots = _Columns([_KEY, _NAME, ("snapshot_at", _UTC, False)], ACCOUNT_FIELDS, skip=INVOICES_KEY)
+        self.invoices = _Columns([_KEY, _INVOICE_KEY], INVOICE_FIELDS, skip=ITEMS_KEY)
+        self.items = _Columns([_KEY, _INVOICE_KEY], ITEM_FIELDS)
+        self.accounts: List[Tuple[str, Optional[str], int]] = []  # id, name, distinct invoices
+        self.invoice_rows: List[Tuple[str, str]] = []  # account, invoice id
+        self.item_parents: List[int] = []  # invoice row of each item
+        self.item_positions: List[int] = []  # its place in the invoice's list
+        self.errors: List[Dict[str, Any]] = []
+
+    @property
+    def invoice_count(self) -> int:
+        return self.invoices.count
 
     def add(self, response: AccountResponse) -> None:
         account_id, body = response.account_id, response.body
-        where = f"account {account_id}"
-        invoices = _records(body, INVOICES_KEY, where)
-        snapshot = self.snapshots.parse(body, ACCOUNT_FIELDS, where, skip=INVOICES_KEY)
-        versions: Dict[str, str] = {}
-        for index, raw in enumerate(invoices):
-            self._add_invoice(account_id, index, raw, versions)
-        snapshot.update(
-            account_id=account_id,
-            account_name=response.account_name,
-            snapshot_at=self.snapshot_at,
-            invoice_count=len(versions),
-        )
-        self.snapshots.rows.append(snapshot)
+        invoices = _records(body, INVOICES_KEY, f"account {account_id}")
+        ids = set()
+        for index, invoice in enumerate(invoices):
+            invoice_id = invoice.get("invoiceId")
+            where = f"account {account_id}, invoice {invoice_id or f'#{index}'}"
+            if not isinstance(invoice_id, str) or not invoice_id.strip():
+                raise ResponseError(f"{where}: invoiceId is missing")
+            items = _records(invoice, ITEMS_KEY, where)
+            self.item_parents += [self.invoices.count] * len(items)
+            self.item_positions += range(len(items))
+            self.invoices.records.append(invoice)
+            self.invoice_rows.append((account_id, invoice_id))
+            self.items.records += items
+            ids.add(invoice_id)
+        self.snapshots.records.append(body)
+        self.accounts.append((account_id, response.account_name, len(ids)))
 
     def add_failure(self, account_id: str, account_name: Optional[str], error: ApiError) -> None:
         """An account whose call failed: recorded, its history left untouched."""
@@ -182,44 +223,84 @@ class BatchParser:
             }
         )
 
-    def _add_invoice(self, account_id: str, index: int, raw: Dict[str, Any], versions: Dict[str, str]) -> None:
-        invoice_id = raw.get("invoiceId")
-        where = f"account {account_id}, invoice {invoice_id or f'#{index}'}"
-        if not isinstance(invoice_id, str) or not invoice_id.strip():
-            raise ResponseError(f"{where}: invoiceId is missing")
-        invoice = self.invoices.parse(raw, INVOICE_FIELDS, where, skip=ITEMS_KEY)
-        items = [
-            self.items.parse(item, ITEM_FIELDS, f"{where}, item {item.get('invoiceItemId') or f'#{i}'}")
-            for i, item in enumerate(_records(raw, ITEMS_KEY, where))
-        ]
-        version = _row_hash(account_id, invoice, *items)
-        if invoice_id in versions:
-            if versions[invoice_id] == version:
-                return  # an exact repeat in the same response: tolerated, kept once
-            raise ResponseError(f"{where}: invoiceId appears twice with different content")
-        versions[invoice_id] = version
-        invoice.update(account_id=account_id, _dlt_id=version)
-        self.invoices.rows.append(invoice)
-        for position, item in enumerate(items):
-            item.update(
-                account_id=account_id,
-                invoice_id=invoice_id,
-                _dlt_id=_row_hash(version, position),
-                _dlt_parent_id=version,
-                _dlt_root_id=version,
-                _dlt_list_idx=position,
-            )
-            self.items.rows.append(item)
+    def _invoice_where(self, row: int) -> str:
+        account_id, invoice_id = self.invoice_rows[row]
+        return f"account {account_id}, invoice {invoice_id}"
 
-    @property
-    def invoice_count(self) -> int:
-        return len(self.invoices.rows)
+    def _item_where(self, row: int) -> str:
+        item_id = self.items.records[row].get("invoiceItemId") or f"#{self.item_positions[row]}"
+        return f"{self._invoice_where(self.item_parents[row])}, item {item_id}"
 
     def build(self, completed_accounts: Optional[List[str]] = None) -> ParsedBatch:
-        return ParsedBatch(
-            self.invoices.to_arrow(),
-            self.items.to_arrow(),
-            self.snapshots.to_arrow(),
-            pa.Table.from_pylist(self.errors, schema=_ERRORS),
-            completed_accounts,
+        """Types the batch; raises `ResponseError` naming account, record, field and value."""
+        snapshots = self._snapshots()
+        invoice_typed = self.invoices.typed(self._invoice_where)
+        item_typed = self.items.typed(self._item_where)
+        versions = self._versions(invoice_typed, item_typed)
+        keep = self._first_of_each_invoice(versions)
+        accounts = pa.array([a for a, _ in self.invoice_rows], _TEXT)
+        invoice_ids = pa.array([i for _, i in self.invoice_rows], _TEXT)
+        invoices = self.invoices.table(
+            {"account_id": accounts, "invoice_id": invoice_ids},
+            invoice_typed,
+            {"_dlt_id": (pa.array(versions, _TEXT), _VERSION)},
         )
+        parents = pa.array(self.item_parents, pa.int64())
+        positions = pa.array(self.item_positions, pa.int64())
+        item_versions = pc.take(pa.array(versions, _TEXT), parents)
+        items = self.items.table(
+            {"account_id": pc.take(accounts, parents), "invoice_id": pc.take(invoice_ids, parents)},
+            item_typed,
+            {
+                "_dlt_id": (pc.binary_join_element_wise(item_versions, pc.cast(positions, _TEXT), "-"), _VERSION),
+                "_dlt_parent_id": (item_versions, ("_dlt_parent_id", _TEXT, False)),
+                "_dlt_root_id": (item_versions, ("_dlt_root_id", _TEXT, False)),
+                "_dlt_list_idx": (positions, ("_dlt_list_idx", pa.int64(), False)),
+            },
+        )
+        if keep is not None:
+            invoices = invoices.filter(pa.array(keep))
+            items = items.filter(pc.take(pa.array(keep), parents))
+        return ParsedBatch(invoices, items, snapshots, pa.Table.from_pylist(self.errors, schema=_ERRORS), completed_accounts)
+
+    def _snapshots(self) -> pa.Table:
+        typed = self.snapshots.typed(lambda row: f"account {self.accounts[row][0]}")
+        return self.snapshots.table(
+            {
+                "account_id": pa.array([a for a, _, _ in self.accounts], _TEXT),
+                "account_name": pa.array([n for _, n, _ in self.accounts], _TEXT),
+                "snapshot_at": pa.array([self.snapshot_at] * len(self.accounts), _UTC),
+            },
+            typed,
+            {"invoice_count": (pa.array([c for _, _, c in self.accounts], pa.int64()), ("invoice_count", pa.int64(), False))},
+        )
+
+    def _versions(self, invoice_typed: Dict[str, pa.Array], item_typed: Dict[str, pa.Array]) -> List[str]:
+        """Content hash of each invoice with its items: a changed value is a new version."""
+        invoice_text = _hash_text(invoice_typed, [column_name(f) for f in self.invoices.rules])
+        item_text = _hash_text(item_typed, [column_name(f) for f in self.items.rules])
+        starts = [0] * (self.invoices.count + 1)  # items of invoice r: item_text[starts[r]:starts[r + 1]]
+        for parent in self.item_parents:
+            starts[parent + 1] += 1
+        for row in range(self.invoices.count):
+            starts[row + 1] += starts[row]
+        return [
+            _digest("\x1d".join([account_id, invoice_id, text, *item_text[starts[row] : starts[row + 1]]]))
+            for row, ((account_id, invoice_id), text) in enumerate(zip(self.invoice_rows, invoice_text))
+        ]
+
+    def _first_of_each_invoice(self, versions: List[str]) -> Optional[List[bool]]:
+        """An exact repeat of an invoice in one response is kept once; a differing one is an error.
+
+        Returns the rows to keep, or None when there is no repeat."""
+        seen: Dict[Tuple[str, str], str] = {}
+        keep = []
+        for row, (key, version) in enumerate(zip(self.invoice_rows, versions)):
+            if key not in seen:
+                seen[key] = version
+                keep.append(True)
+            elif seen[key] == version:
+                keep.append(False)
+            else:
+                raise ResponseError(f"{self._invoice_where(row)}: invoiceId appears twice with different content")
+        return None if all(keep) else keep
