@@ -176,7 +176,7 @@ def test_sigkill_inside_dlt_step_then_rerun_equals_uninterrupted(sandbox, runner
     _scenario(sandbox, runner, reference, tmp_path, kill)
     if point != "load-complete":
         # a replayed package writes its `_dlt_loads` row once (dlt writes it after the last job).
-        # A kill right after that row (load-complete) gets a second one from dlt: docs/GUARANTEES.md
+        # A kill right after that row (load-complete) gets a second one from dlt: README.md, Guarantees
         assert runner.rows("SELECT load_id FROM billing._dlt_loads GROUP BY 1 HAVING count(*) > 1") == []
 
 

@@ -1,4 +1,4 @@
-"""Schema drift: the contract in docs/GUARANTEES.md, checked against the real DuckDB schema.
+"""Schema drift: the contract in README.md (Guarantees), checked against the real DuckDB schema.
 
 Known fields are typed by parse.py (a value that cannot be read stops the run, nothing loads);
 unknown fields land as new text columns without a manual step (so their type never conflicts);
