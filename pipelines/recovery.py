@@ -67,6 +67,7 @@ loaded first, jobs with a recorded outcome are not re-run).
 
 import logging
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Set
@@ -80,6 +81,7 @@ from dlt.common.storages.load_package import PackageStorage, ParsedLoadJobFileNa
 
 log = logging.getLogger(__name__)
 
+_ATOMIC_TEMP = re.compile(r"[0-9a-f]{16}")
 FOLLOWUP_FORMATS = ("sql", "reference")
 """Job formats dlt creates itself while loading (merge/replace SQL, staging references)."""
 
@@ -117,6 +119,7 @@ def recover(pipeline: dlt.Pipeline) -> Recovery:
         done.stale_extracted = remove_stale_extracted(normalize_dir, load_dir)
     normalized_dir = os.path.join(load_dir, LoadStorage.NORMALIZED_FOLDER)
     if os.path.isdir(normalized_dir):
+        remove_atomic_write_leftovers(normalized_dir)
         done.restarted_loads = restart_interrupted_loads(normalized_dir)
     for message in done.messages():
         log.info(message)
@@ -140,6 +143,18 @@ def remove_stale_extracted(normalize_dir: str, load_dir: str) -> List[str]:
         shutil.rmtree(os.path.join(extracted, load_id))
         removed.append(load_id)
     return removed
+
+
+def remove_atomic_write_leftovers(storage_dir: str) -> None:
+    """Deletes the temp files of `FileStorage.save_atomic` that a kill left in a storage root.
+
+    dlt writes a package's job markers by writing `<root>/<uniq_id(8)>` and renaming it into the
+    package; a kill in between leaves that file. Only dlt writes there, and only under the run lock.
+    """
+    for name in os.listdir(storage_dir):
+        path = os.path.join(storage_dir, name)
+        if _ATOMIC_TEMP.fullmatch(name) and os.path.isfile(path):
+            os.remove(path)
 
 
 def restart_interrupted_loads(normalized_dir: str) -> List[str]:

@@ -153,9 +153,9 @@ def _assert_kill_hit_its_window(tmp_path: Path, point: str) -> None:
         assert extracted & normalized, (extracted, normalized)
     elif point.startswith("load-copy:"):
         table = point.split(":", 1)[1]
-        (package,) = (working / "load" / "normalized").iterdir()
+        packages = [p for p in (working / "load" / "normalized").iterdir() if (p / "started_jobs").is_dir()]
         unrecorded = [
-            job.name for job in (package / "started_jobs").iterdir()
+            job.name for package in packages for job in (package / "started_jobs").iterdir()
             if job.name.startswith(f"{table}.") and not (package / ".pending_transitions" / job.name).exists()
         ]
         assert unrecorded, "the kill did not land between the committed COPY and dlt recording it"
@@ -303,3 +303,13 @@ def test_stale_extracted_copy_is_removed_only_once_its_package_moved_on(tmp_path
     assert sorted(p.name for p in (normalize / "extracted").iterdir()) == ["3.3"]  # still to normalize
     assert sorted(p.name for p in (load / "new").iterdir()) == ["3.3"]  # dlt's own scratch copy
     assert (load / "normalized" / "1.1" / "schema.json").exists() and (load / "loaded" / "2.2").is_dir()
+
+
+def test_atomic_write_leftovers_are_removed_and_packages_kept(tmp_path):
+    from pipelines.recovery import remove_atomic_write_leftovers
+
+    (tmp_path / "e516f1c6eb242be5").write_text("{}")  # a kill inside FileStorage.save_atomic
+    (tmp_path / "1795661266.796036").mkdir()  # a package
+    (tmp_path / "notes.txt").write_text("not dlt's")
+    remove_atomic_write_leftovers(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1795661266.796036", "notes.txt"]
