@@ -142,7 +142,8 @@ def format_summary(summary: Summary, pipeline: dlt.Pipeline) -> str:
 
 
 if __name__ == "__main__":
-    # dlt style: configuration comes from .dlt/config.toml, .dlt/secrets.toml or the environment
-    demo_pipeline = make_pipeline()
-    print(load(demo_pipeline, progress=print))
-    print(format_summary(summarize(demo_pipeline), demo_pipeline))
+    # dlt style: configuration from .dlt/config.toml, .dlt/secrets.toml or the environment; the
+    # CLI's `run` turns any failure into one line and an exit code
+    from pipelines.cli import main
+
+    sys.exit(main(["run", *sys.argv[1:]]))

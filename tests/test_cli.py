@@ -132,3 +132,14 @@ def test_secrets_never_in_output_or_files(sandbox, cli_env, tmp_path):
             assert secret not in result.stdout and secret not in result.stderr
     assert _files_containing(tmp_path, secrets) == []
     assert not any(secret in repr(r) for r in sandbox.requests for secret in secrets)
+
+
+def test_pipeline_script_runs_like_the_cli(sandbox, cli_env, tmp_path):
+    script = str(REPO / "pipelines" / "docusign_billing_pipeline.py")
+    result = subprocess.run([sys.executable, script], env=cli_env(sandbox), cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert f"loaded {len(sandbox.account_ids)} accounts" in result.stdout
+    broken = subprocess.run(
+        [sys.executable, script, "--base-url", "nope"], env=cli_env(sandbox), cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert broken.returncode == 2 and "Traceback" not in broken.stderr and "base_url" in broken.stderr
