@@ -271,3 +271,11 @@ def test_no_secret_of_any_auth_method_leaks(hosts, tmp_path, cli_env):
     dlt_tables = _duckdb_dlt_tables_text(tmp_path / "docusign_billing.duckdb")
     assert "docusign_billing" in dlt_tables and not [s for s in secrets if s in dlt_tables]
     assert not [s for s in secrets if s in repr(hosts.requests)]
+
+
+def test_discovered_account_ids_must_be_guids(oauth_runner, hosts, monkeypatch):
+    listed = hosts._userinfo_accounts()
+    listed[0]["account_id"] = "x'); DROP TABLE billing.past_due_invoices; --"
+    monkeypatch.setattr(hosts.oauth, "accounts", lambda: listed)
+    code, message = _failure(oauth_runner, jwt_credentials(hosts))
+    assert code == EXIT_FAILED and "not a GUID or number" in message

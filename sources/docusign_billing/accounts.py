@@ -9,7 +9,7 @@ from requests.auth import AuthBase
 
 from . import settings
 from .auth import DocuSignCredentials
-from .errors import ConfigError
+from .errors import ConfigError, ResponseError
 from .oauth import AccountInfo, OAuthServer
 
 _ACCOUNT_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
@@ -68,6 +68,9 @@ def plan(
     if account_ids and (base_url or not credentials.is_oauth):
         return [AccountTarget(i, None, base_url or settings.DEFAULT_BASE_URL) for i in account_ids]
     reachable = {a.account_id: a for a in discover(credentials, auth)}
+    odd = [i for i in reachable if not _ACCOUNT_ID.match(i)]
+    if odd:  # ids end up in SQL literals of the history scope: only GUIDs and numbers pass
+        raise ResponseError(f"/oauth/userinfo listed an account id that is not a GUID or number: {odd[0]!r}")
     if not account_ids:
         account_ids = [i for i, a in reachable.items() if accounts == "all" or a.is_default]
     targets = []
