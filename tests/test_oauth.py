@@ -279,3 +279,20 @@ def test_discovered_account_ids_must_be_guids(oauth_runner, hosts, monkeypatch):
     monkeypatch.setattr(hosts.oauth, "accounts", lambda: listed)
     code, message = _failure(oauth_runner, jwt_credentials(hosts))
     assert code == EXIT_FAILED and "not a GUID or number" in message
+
+
+def test_rate_limit_spent_for_long_fails_the_rest_fast_instead_of_stalling(tmp_path):
+    until_hour = 3600 - time.time() % 3600
+    if until_hour < 15:  # the window would free during the test
+        time.sleep(until_hour + 0.1)
+    with Sandbox(accounts=8, invoices_per_account=1, seed=6) as api:
+        api.rate_limit(max_requests=5, per_seconds=3600)  # hourly, like DocuSign
+        runner = Runner(api, tmp_path)
+        started = time.monotonic()
+        runner.run(max_workers=2, max_retry_delay=1.0)
+        assert time.monotonic() - started < 10
+        assert len(runner.rows("SELECT * FROM billing.past_due_snapshots")) == 5
+        errors = runner.rows("SELECT http_status, error_code, message FROM billing.account_errors")
+        assert len(errors) == 3 and {(s, c) for s, c, _ in errors} == {(429, "HOURLY_APIINVOCATION_LIMIT_EXCEEDED")}
+        assert all("left for a later run" in m for _, _, m in errors)
+        assert api.throttled == 0

@@ -65,10 +65,13 @@ class RateLimitGate:
 
     Every response's `X-RateLimit-Limit` / `-Remaining` / `-Reset` update the gate; a request
     starts only while the window has room for it beside the requests already in flight. DocuSign's
-    windows are fixed: at `X-RateLimit-Reset` the next one starts with the full limit.
+    windows are fixed: at `X-RateLimit-Reset` the next one starts with the full limit. A window that
+    frees later than `max_wait` seconds (DocuSign's are hourly) is not waited for: `acquire` returns
+    False and the account fails for this run instead of stalling it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_wait: float = settings.MAX_RETRY_DELAY) -> None:
+        self._max_wait = max_wait
         self._changed = threading.Condition()
         self._limit: Optional[int] = None
         self._remaining: Optional[int] = None  # None: no limit seen yet
@@ -76,7 +79,8 @@ class RateLimitGate:
         self._ended = 0.0  # end of the last window that ran out: its late answers are stale
         self._in_flight = 0
 
-    def acquire(self) -> None:
+    def acquire(self) -> bool:
+        """Waits for room in the window; False when the window frees too late to wait for."""
         with self._changed:
             while True:
                 now = time.time()
@@ -84,7 +88,9 @@ class RateLimitGate:
                     self._ended, self._reset_at, self._remaining = self._reset_at, 0.0, self._limit
                 if self._remaining is None or self._remaining - self._in_flight > 0:
                     self._in_flight += 1
-                    return
+                    return True
+                if self._reset_at - now > self._max_wait and self._remaining <= 0:
+                    return False
                 self._changed.wait(timeout=max(0.01, min(1.0, self._reset_at - now)) if self._reset_at else 0.05)
 
     def release(self) -> None:
@@ -122,7 +128,7 @@ class DocuSignClient:
     ) -> None:
         self.base_url = validate_base_url(base_url)
         self._auth = auth
-        self._gate = gate or RateLimitGate()
+        self._gate = gate or RateLimitGate(http.max_retry_delay)
         self._http = Client(
             request_timeout=http.request_timeout,
             raise_for_status=False,
@@ -142,7 +148,12 @@ class DocuSignClient:
         return self._get_json(path, account_id)
 
     def _get_json(self, path: str, account_id: str) -> Dict[str, Any]:
-        self._gate.acquire()
+        if not self._gate.acquire():
+            raise ApiError(
+                f"account {account_id}: DocuSign's API rate limit window (X-RateLimit-Reset) frees"
+                " later than max_retry_delay; the account is left for a later run",
+                account_id, 429, "HOURLY_APIINVOCATION_LIMIT_EXCEEDED",
+            )
         try:
             response = self._http.get(self.base_url + path)
             if response.status_code == 401 and isinstance(self._auth, CachedTokenAuth):
