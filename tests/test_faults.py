@@ -51,7 +51,7 @@ def _statuses(sandbox, account_id):
 
 
 def test_rate_limit_storm_across_many_accounts(runner, sandbox):
-    """A real sliding-window limiter (3 requests per 0.5 s, with Retry-After and X-RateLimit-*) over 8 accounts."""
+    """A real fixed-window limiter (3 requests per 0.5 s, with Retry-After and X-RateLimit-*) over 8 accounts."""
     for _ in range(5):
         sandbox.add_account(invoices=2)
     sandbox.rate_limit(max_requests=3, per_seconds=0.5)

@@ -89,7 +89,7 @@ class RateLimitGate:
                 if self._remaining is None or self._remaining - self._in_flight > 0:
                     self._in_flight += 1
                     return True
-                if self._reset_at - now > self._max_wait and self._remaining <= 0:
+                if self._reset_at - now > self._max_wait + 1.0 and self._remaining <= 0:  # +1: whole seconds
                     return False
                 self._changed.wait(timeout=max(0.01, min(1.0, self._reset_at - now)) if self._reset_at else 0.05)
 
