@@ -43,5 +43,5 @@ ERRORS_TABLE: Final = "account_errors"
 DECIMAL_PRECISION: Final = 38
 DECIMAL_SCALE: Final = 9
 
-BATCH_INVOICES: Final = 10_000
+BATCH_INVOICES: Final = 2_000
 """Invoices per extracted batch: bounds memory while keeping dlt's per-item overhead small."""
