@@ -18,8 +18,12 @@ from .oauth import AccountInfo
 from .tables import BatchParser, ParsedBatch
 
 _SCD2: TWriteDispositionConfig = {"disposition": "merge", "strategy": "scd2"}
-_REPLAYABLE: TWriteDispositionConfig = {"disposition": "merge", "strategy": "delete-insert"}
-"""Keyed, through staging: a load replayed after a crash replaces its rows instead of adding them."""
+_REPLAYABLE: TWriteDispositionConfig = {"disposition": "merge", "strategy": "delete-insert", "deduplicated": True}  # type: ignore[typeddict-item]
+"""Keyed, through staging: a load replayed after a crash replaces its rows instead of adding them.
+
+`deduplicated`: each key occurs once per package (one row per account, or per item version), and
+`pipelines/recovery.py` restarts a package's staging from empty after a crash, so dlt skips its
+dedup pass over staging (a third of the load time at 100k invoices)."""
 
 
 def history_hints(accounts: Sequence[str]) -> TWriteDispositionConfig:
