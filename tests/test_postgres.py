@@ -165,7 +165,8 @@ class PgRunner:
             return cursor.fetchall()
 
     def table(self, name: str) -> List[tuple]:
-        return self.rows(f"SELECT * FROM {DATASET}.{name} ORDER BY 1, 2, 3")
+        """Every row, in a total order (keyed reloads rewrite rows, so their physical order moves)."""
+        return sorted(self.rows(f"SELECT * FROM {DATASET}.{name}"), key=repr)
 
     def latest_snapshot_at(self) -> datetime:
         return self.rows(f"SELECT max(snapshot_at) FROM {DATASET}.{settings.SNAPSHOTS_TABLE}")[0][0]
