@@ -97,16 +97,17 @@ def test_refresh_token_grant(oauth_runner, hosts):
 
 
 def test_token_renewed_in_a_run_that_outlives_it(tmp_path):
-    with Sandbox(accounts=8, invoices_per_account=1, seed=5, token_lifetime=1.5) as api:
+    # a 3 s token is renewed 0.6 s before it expires: far more than a request's 0.25 s latency
+    with Sandbox(accounts=14, invoices_per_account=1, seed=5, token_lifetime=3.0) as api:
         api.oauth.public_key = PUBLIC_KEY
         api.latency = 0.25
         runner = Runner(api, tmp_path)
         started = time.monotonic()
         discovered(runner, jwt_credentials(api), max_workers=1)
-        assert time.monotonic() - started > 2.0  # outlives the first token
+        assert time.monotonic() - started > 3.0  # outlives the first token
         assert api.oauth.tokens_issued >= 2
         assert not [r for r in api.requests if r["status"] == 401]  # renewed before expiry
-        assert len(_snapshots(runner)) == 8
+        assert len(_snapshots(runner)) == 14
 
 
 def test_token_revoked_mid_run_is_renewed_once(oauth_runner, hosts):
