@@ -70,7 +70,7 @@ class RateLimitGate:
     False and the account fails for this run instead of stalling it.
     """
 
-    def __init__(self, max_wait: float = settings.MAX_RETRY_DELAY) -> None:
+    def __init__(self, max_wait: float = settings.RATE_LIMIT_MAX_WAIT) -> None:
         self._max_wait = max_wait
         self._changed = threading.Condition()
         self._limit: Optional[int] = None
@@ -128,7 +128,7 @@ class DocuSignClient:
     ) -> None:
         self.base_url = validate_base_url(base_url)
         self._auth = auth
-        self._gate = gate or RateLimitGate(http.max_retry_delay)
+        self._gate = gate or RateLimitGate()
         self._http = Client(
             request_timeout=http.request_timeout,
             raise_for_status=False,
@@ -151,7 +151,7 @@ class DocuSignClient:
         if not self._gate.acquire():
             raise ApiError(
                 f"account {account_id}: DocuSign's API rate limit window (X-RateLimit-Reset) frees"
-                " later than max_retry_delay; the account is left for a later run",
+                f" in more than {settings.RATE_LIMIT_MAX_WAIT:.0f} s; the account is left for a later run",
                 account_id, 429, "HOURLY_APIINVOCATION_LIMIT_EXCEEDED",
             )
         try:

@@ -31,7 +31,7 @@ def fetch_accounts(
 
     Rejected credentials stop everything: every other account would fail the same way.
     """
-    gate = RateLimitGate(http.max_retry_delay)
+    gate = RateLimitGate()
     clients = {url: DocuSignClient(url, auth, http, gate) for url in {t.base_url for t in targets} if url}
 
     def fetch(target: AccountTarget) -> Fetched:

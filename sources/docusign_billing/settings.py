@@ -24,6 +24,9 @@ MAX_ATTEMPTS: Final = 5
 BACKOFF_FACTOR: Final = 1.0
 MAX_RETRY_DELAY: Final = 60.0
 """Upper bound of one wait, also for `Retry-After` / `X-RateLimit-Reset`."""
+RATE_LIMIT_MAX_WAIT: Final = 60.0
+"""Longest wait for DocuSign's rate-limit window to free; past it (the hourly limit is spent) the
+remaining accounts are left for a later run instead of stalling this one."""
 MAX_WORKERS: Final = 16
 """Accounts fetched at once; DocuSign's rate-limit headers slow them down before a 429."""
 
