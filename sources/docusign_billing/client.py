@@ -6,15 +6,16 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Dict, Optional
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from dlt.sources.helpers.requests import Client
 from requests import RequestException, Response
 from requests.auth import AuthBase
 
 from . import settings
-from .errors import ApiError, AuthError, ConfigError, ResponseError
+from .errors import ApiError, AuthError, ResponseError
 from .oauth import CachedTokenAuth
+from .urls import http_url
 
 AUTH_ERROR_CODES = frozenset(
     {
@@ -35,12 +36,7 @@ AUTH_HINT = "check the credentials (and for production, that they belong to the 
 
 def validate_base_url(base_url: str) -> str:
     """Returns `base_url` without a trailing slash, or raises a `ConfigError`."""
-    parts = urlsplit(str(base_url or "").strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            f"base_url {base_url!r} is not an http(s) URL like {settings.DEFAULT_BASE_URL}"
-        )
-    return parts.geturl().rstrip("/")
+    return http_url(base_url, "base_url", settings.DEFAULT_BASE_URL)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from requests.auth import AuthBase, HTTPBasicAuth
 
 from . import settings
 from .errors import AuthError, ConfigError
+from .urls import http_url
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
@@ -42,11 +43,8 @@ class OAuthServer:
     """`{oauth_base_url}/oauth/token` and `/oauth/userinfo`, through dlt's retrying client."""
 
     def __init__(self, oauth_base_url: str, request_timeout: float = settings.REQUEST_TIMEOUT) -> None:
-        parts = urlsplit(oauth_base_url or "")
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"oauth_base_url {oauth_base_url!r} is not an http(s) URL like {settings.OAUTH_BASE_URL}")
-        self.base_url = oauth_base_url.rstrip("/")
-        self.audience = parts.hostname  # DocuSign's `aud`: the host name alone
+        self.base_url = http_url(oauth_base_url, "oauth_base_url", settings.OAUTH_BASE_URL)
+        self.audience = urlsplit(self.base_url).hostname  # DocuSign's `aud`: the host name alone
         self._http = Client(request_timeout=request_timeout, raise_for_status=False)
 
     def token(self, form: Dict[str, str], auth: Optional[AuthBase] = None, consent_url: str = "") -> Tuple[str, float]:
