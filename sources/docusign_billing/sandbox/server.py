@@ -369,12 +369,14 @@ class Sandbox:
         if latency:
             self._stopping.wait(latency)
         match = _ROUTE.match(path)
-        oauth = self.oauth.handle(method, path, headers, body, self._authenticate(headers)[0] == "token")
+        oauth = None
+        if path.startswith("/oauth/"):  # the account server; API requests authenticate below
+            oauth = self.oauth.handle(method, path, headers, body, self._authenticate(headers)[0] == "token")
         if oauth is not None:
             reply = _json_reply(*oauth)
         elif method != "GET" or match is None:
             reply = _error("404")
-        elif match.group(1) in self.account_ids and self._host_of(match.group(1)) != host:
+        elif self.hosts > 1 and match.group(1) in self.account_ids and self._host_of(match.group(1)) != host:
             entry["account_id"] = match.group(1)
             reply = _error("account")  # the account lives on another host
         else:
