@@ -4,6 +4,7 @@ Run it as a script (`python pipelines/docusign_billing_pipeline.py`) or through 
 (`docusign-billing run`); both use the functions below.
 """
 
+import ctypes
 import gc
 import os
 import sys
@@ -14,7 +15,9 @@ from decimal import Decimal
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import dlt
+import pyarrow as pa
 from dlt.common.pipeline import LoadInfo
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 if __package__ in (None, ""):  # run as a script from a clone
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -51,7 +54,7 @@ def make_pipeline(
         if os.path.splitext(os.path.basename(duckdb_file))[0] == dataset_name:
             # DuckDB cannot tell catalog from schema then and dlt's merge SQL fails to bind
             raise ConfigError(f"the DuckDB file {duckdb_file!r} must not be named like the dataset {dataset_name!r}")
-        target: Any = dlt.destinations.duckdb(os.path.abspath(duckdb_file))
+        target: Any = dlt.destinations.duckdb(duckdb_credentials(duckdb_file))
     else:
         target = destination
     return dlt.pipeline(
@@ -60,6 +63,18 @@ def make_pipeline(
         dataset_name=dataset_name,
         pipelines_dir=pipelines_dir,
     )
+
+
+def duckdb_credentials(duckdb_file: str) -> DuckDbCredentials:
+    """The DuckDB file with `settings.DUCKDB_GLOBAL_CONFIG` under the user's configured settings.
+
+    Left unresolved, so dlt still fills the other credential fields (pragmas, extensions, ...)
+    from config; a resolved instance would hide them."""
+    credentials = DuckDbCredentials()
+    credentials.database = os.path.abspath(duckdb_file)
+    configured = dlt.config.get("destination.duckdb.credentials.global_config", dict) or {}
+    credentials.global_config = {**settings.DUCKDB_GLOBAL_CONFIG, **configured}
+    return credentials
 
 
 @contextmanager
@@ -73,6 +88,16 @@ def cyclic_gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def release_freed_memory() -> None:
+    """Hands what the extract step freed back to the OS, so the load step does not start from the
+    extract's peak (Arrow's allocator and glibc's malloc keep freed pages for reuse otherwise)."""
+    pa.default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to trim
 
 
 def load(pipeline: dlt.Pipeline, progress: Progress = lambda _: None, **source_args: Any) -> LoadInfo:
@@ -89,6 +114,7 @@ def load(pipeline: dlt.Pipeline, progress: Progress = lambda _: None, **source_a
         progress("extracting past-due invoices")
         with cyclic_gc_paused():
             pipeline.extract(source)
+        release_freed_memory()
         progress(f"normalizing ({time.monotonic() - started:.1f} s)")
         pipeline.normalize()
         progress(f"loading into {pipeline.destination.destination_name} ({time.monotonic() - started:.1f} s)")

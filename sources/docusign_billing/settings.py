@@ -36,6 +36,11 @@ DATASET_NAME: Final = "billing"
 """Not `docusign_billing`: with `docusign_billing.duckdb` the catalog and schema names would
 collide and dlt's merge SQL fails with a DuckDB binder error."""
 DUCKDB_FILE: Final = "docusign_billing.duckdb"
+DUCKDB_GLOBAL_CONFIG: Final = {"memory_limit": "128MB", "preserve_insertion_order": False}
+"""Settings of the embedded DuckDB destination, beneath the user's own
+`[destination.duckdb.credentials] global_config`. A bounded buffer (DuckDB spills past it) keeps a
+load's memory flat however large it is; without insertion-order buffering (SQL rows have no order)
+DuckDB inserts about a third faster and needs less memory."""
 
 INVOICES_TABLE: Final = "past_due_invoices"
 ITEMS_TABLE: Final = "past_due_invoices__invoice_items"
