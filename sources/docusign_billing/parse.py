@@ -183,18 +183,18 @@ def _require_all(condition: pa.Array) -> None:
         raise ValueError("a value outside the fast path")
 
 
-def _longest(column: pa.Array) -> int:
-    return pc.max(pc.utf8_length(column)).as_py() or 0
-
-
 def decimal_column(column: pa.Array) -> pa.Array:
     text, blank = _trimmed(column)
     _require_all(pc.or_(blank, pc.match_substring_regex(text, AMOUNT_PATTERN)))
     digits = pc.replace_substring_regex(text, r"[$,+]", "")
     # Arrow's cast wraps around instead of failing past the precision: bound the digits first
-    if _longest(pc.replace_substring_regex(digits, r"^-|\..*$", "")) > _MAX_INT_DIGITS:
+    # (by positions, not regex rewrites: the text is ASCII once it matched the pattern)
+    length, point = pc.binary_length(digits), pc.find_substring(digits, ".")
+    has_point = pc.greater_equal(point, 0)
+    integer_digits = pc.subtract(pc.if_else(has_point, point, length), pc.cast(pc.starts_with(digits, "-"), pa.int32()))
+    if (pc.max(integer_digits).as_py() or 0) > _MAX_INT_DIGITS:
         raise ValueError("too many integer digits")
-    if _longest(pc.replace_substring_regex(digits, r"^[^.]*\.?", "")) > settings.DECIMAL_SCALE:
+    if (pc.max(pc.if_else(has_point, pc.subtract(length, pc.add(point, 1)), 0)).as_py() or 0) > settings.DECIMAL_SCALE:
         raise ValueError("too many decimal places")
     return pc.cast(pc.if_else(blank, _NULL_TEXT, digits), ARROW_TYPES[parse_decimal])
 
