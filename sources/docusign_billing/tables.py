@@ -9,7 +9,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -85,14 +85,17 @@ def _shown(value: Any) -> str:
     return text if len(text) <= _MAX_VALUE_CHARS else text[:_MAX_VALUE_CHARS] + "..."
 
 
-def _typed(values: List[Any], rule: Rule, api_field: str, where: Where) -> pa.Array:
-    """One column typed by its rule: whole-column fast path, else value by value."""
+def _typed(values: Union[pa.Array, List[Any]], rule: Rule, api_field: str, where: Where) -> pa.Array:
+    """One column (Arrow text, or the values as sent) typed by its rule: whole-column fast path,
+    else value by value."""
     column_rule = COLUMN_RULES.get(rule)
     if column_rule is not None:
         try:
-            return column_rule(pa.array(values, type=_TEXT))
+            return column_rule(values if isinstance(values, pa.Array) else pa.array(values, type=_TEXT))
         except (ValueError, TypeError, pa.ArrowException):
             pass  # not all plain strings in the fast grammar: the per-value rule decides
+    if isinstance(values, pa.Array):
+        values = values.to_pylist()
     typed = []
     for row, value in enumerate(values):
         try:
@@ -111,6 +114,7 @@ class _Columns:
         self.leading = list(leading)
         self.reserved = lead | {column_name(f) for f in rules} | _RESERVED
         self.not_extra = {skip} | set(rules)
+        self.text_struct = pa.struct([(f, _TEXT) for f in self.rules])
         self.records: List[Dict[str, Any]] = []
 
     @property
@@ -121,7 +125,11 @@ class _Columns:
         """Every API column typed, under its destination name (a new field that collides with a
         known column gets an `_api` suffix)."""
         records = self.records
-        columns = {column_name(f): _typed([r.get(f) for r in records], rule, f, where) for f, rule in self.rules.items()}
+        text = self._known_as_text()
+        columns = {
+            column_name(f): _typed(text.field(f) if text else [r.get(f) for r in records], rule, f, where)
+            for f, rule in self.rules.items()
+        }
         seen: set = set()
         for record in records:
             seen.update(record)
@@ -130,6 +138,14 @@ class _Columns:
             values = [r.get(api_field) for r in records]
             columns[f"{name}_api" if name in self.reserved else name] = _typed(values, parse_extra, api_field, where)
         return columns
+
+    def _known_as_text(self) -> Optional[pa.StructArray]:
+        """The known fields of all records as Arrow text in one pass at C speed (a missing field
+        is NULL); None when some value is not a string, for the per-value rules to judge."""
+        try:
+            return pa.array(self.records, type=self.text_struct)
+        except (TypeError, pa.ArrowException):
+            return None
 
     def table(self, leading: Dict[str, pa.Array], typed: Dict[str, pa.Array], trailing: Dict[str, Tuple[pa.Array, Column]]) -> pa.Table:
         fields, arrays = [], []
