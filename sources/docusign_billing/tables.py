@@ -161,7 +161,7 @@ class _Columns:
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
-def _hash_text(typed: Dict[str, pa.Array], known: Sequence[str]) -> List[str]:
+def _hash_text(typed: Dict[str, pa.Array], known: Sequence[str]) -> pa.Array:
     """Each row's typed values as text: equal values give equal text whatever the API's format.
 
     New API fields count only where they hold a value, so a field appearing elsewhere in the
@@ -172,11 +172,11 @@ def _hash_text(typed: Dict[str, pa.Array], known: Sequence[str]) -> List[str]:
         pc.fill_null(pc.binary_join_element_wise(pa.scalar(f"\x1f{name}="), typed[name], ""), "")
         for name in sorted(set(typed) - set(known))
     ]
-    return pc.binary_join_element_wise(text, *extras, "").to_pylist()
+    return pc.binary_join_element_wise(text, *extras, "")
 
 
-def _digest(text: str) -> str:
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def _records(parent: Dict[str, Any], key: str, where: str) -> List[Dict[str, Any]]:
@@ -201,6 +201,7 @@ class BatchParser:
         self.invoice_rows: List[Tuple[str, str]] = []  # account, invoice id
         self.item_parents: List[int] = []  # invoice row of each item
         self.item_positions: List[int] = []  # its place in the invoice's list
+        self.item_starts: List[int] = [0]  # items of invoice r: rows item_starts[r]:item_starts[r + 1]
         self.errors: List[Dict[str, Any]] = []
 
     @property
@@ -222,6 +223,7 @@ class BatchParser:
             self.invoices.records.append(invoice)
             self.invoice_rows.append((account_id, invoice_id))
             self.items.records += items
+            self.item_starts.append(self.items.count)
             ids.add(invoice_id)
         self.snapshots.records.append(body)
         self.accounts.append((account_id, response.account_name, len(ids)))
@@ -252,10 +254,10 @@ class BatchParser:
         snapshots = self._snapshots()
         invoice_typed = self.invoices.typed(self._invoice_where)
         item_typed = self.items.typed(self._item_where)
-        versions = self._versions(invoice_typed, item_typed)
-        keep = self._first_of_each_invoice(versions)
         accounts = pa.array([a for a, _ in self.invoice_rows], _TEXT)
         invoice_ids = pa.array([i for _, i in self.invoice_rows], _TEXT)
+        versions = self._versions(accounts, invoice_ids, invoice_typed, item_typed)
+        keep = self._first_of_each_invoice(versions)
         invoices = self.invoices.table(
             {"account_id": accounts, "invoice_id": invoice_ids},
             invoice_typed,
@@ -291,19 +293,21 @@ class BatchParser:
             {"invoice_count": (pa.array([c for _, _, c in self.accounts], pa.int64()), ("invoice_count", pa.int64(), False))},
         )
 
-    def _versions(self, invoice_typed: Dict[str, pa.Array], item_typed: Dict[str, pa.Array]) -> List[str]:
-        """Content hash of each invoice with its items: a changed value is a new version."""
+    def _versions(
+        self, accounts: pa.Array, invoice_ids: pa.Array, invoice_typed: Dict[str, pa.Array], item_typed: Dict[str, pa.Array]
+    ) -> List[str]:
+        """Content hash of each invoice with its items: a changed value is a new version.
+
+        Hashed text: account, invoice id, the invoice's values, then each item's values, joined
+        by \\x1d (nothing after the invoice's values when it has no items)."""
         invoice_text = _hash_text(invoice_typed, [column_name(f) for f in self.invoices.rules])
         item_text = _hash_text(item_typed, [column_name(f) for f in self.items.rules])
-        starts = [0] * (self.invoices.count + 1)  # items of invoice r: item_text[starts[r]:starts[r + 1]]
-        for parent in self.item_parents:
-            starts[parent + 1] += 1
-        for row in range(self.invoices.count):
-            starts[row + 1] += starts[row]
-        return [
-            _digest("\x1d".join([account_id, invoice_id, text, *item_text[starts[row] : starts[row + 1]]]))
-            for row, ((account_id, invoice_id), text) in enumerate(zip(self.invoice_rows, invoice_text))
-        ]
+        starts = pa.array(self.item_starts, pa.int32())
+        per_invoice = pc.binary_join(pa.ListArray.from_arrays(starts, item_text), "\x1d")
+        head = pc.binary_join_element_wise(accounts, invoice_ids, invoice_text, "\x1d")
+        has_items = pc.greater(pc.subtract(starts[1:], starts[:-1]), 0)
+        text = pc.if_else(has_items, pc.binary_join_element_wise(head, per_invoice, "\x1d"), head)
+        return [_digest(data) for data in pc.cast(text, pa.binary()).to_pylist()]
 
     def _first_of_each_invoice(self, versions: List[str]) -> Optional[List[bool]]:
         """An exact repeat of an invoice in one response is kept once; a differing one is an error.
