@@ -27,12 +27,17 @@ from unittest import mock
 
 from benchmarks import common
 
-SCALES = (1_000, 10_000, 100_000)
+SCALES = (1_000, 10_000, 100_000, 300_000)
+RATIO_SCALE = 100_000
+"""Where the issue judges the ratio; 300k is there to show whether memory keeps growing."""
 INVOICES_PER_ACCOUNT = 100
 ITEMS_PER_INVOICE = 5
 SEED = 2024
 TARGET_RATIO, TARGET_RSS_MB = 3.0, 1024.0
-CAPPED_DUCKDB_MEMORY = "256MB"
+FLAT_FACTOR = 1.1
+"""Memory is flat when the largest scale peaks at most this much above the next smaller one. The
+small scales fit under DuckDB's buffer cap, so their peaks rise with N until the cap is reached:
+they show the footprint, not whether a load streams."""
 _DLT_ADDED = {"_dlt_load_id", "_dlt_valid_from", "_dlt_valid_to"}
 """Columns dlt adds at load time; the lower bound gets only what the source yields."""
 
@@ -56,6 +61,12 @@ class BodyFile:
         """What `DocuSignClient.past_due_invoices` returns after its socket read."""
         offset, length = self.index[account_id]
         return json.loads(os.pread(self._fd, length, offset), parse_float=Decimal)
+
+
+def duckdb_default_memory_limit() -> str:
+    """DuckDB's own default (80 % of RAM), to show what the product's cap changes."""
+    total_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    return f"{int(total_kib * 0.8 / 1024)}MB"
 
 
 def measure(invoices: int, directory: Path, duckdb_memory_limit: str = "") -> Dict[str, Any]:
@@ -97,7 +108,7 @@ def measure(invoices: int, directory: Path, duckdb_memory_limit: str = "") -> Di
     bound = time.perf_counter() - started
     return {
         "invoices": invoices,
-        "duckdb_memory_limit": duckdb_memory_limit or "default",
+        "duckdb_memory_limit": duckdb_memory_limit or f"{settings.DUCKDB_GLOBAL_CONFIG['memory_limit']} (default)",
         "accounts": len(bodies.index),
         "rows": sum(rows.values()),
         "seconds": seconds,
@@ -108,10 +119,12 @@ def measure(invoices: int, directory: Path, duckdb_memory_limit: str = "") -> Di
 
 
 def main(scales: Sequence[int] = SCALES) -> bool:
-    """Parent: one child per scale, then the largest again with DuckDB's memory capped (shown, not
-    judged: the targets are for default settings), then the table and the targets."""
+    """Parent: one child per scale, then the largest again with DuckDB's own memory default instead
+    of the product's cap (shown, not judged: the targets are for default settings), then the table
+    and the targets."""
     results = []
-    runs = [(invoices, "") for invoices in scales] + [(scales[-1], CAPPED_DUCKDB_MEMORY)]
+    judged = RATIO_SCALE if RATIO_SCALE in scales else scales[-1]
+    runs = [(invoices, "") for invoices in scales] + [(judged, duckdb_default_memory_limit())]
     with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
         for invoices, limit in runs:
             directory = Path(tmp) / f"{invoices}{limit}"
@@ -120,8 +133,8 @@ def main(scales: Sequence[int] = SCALES) -> bool:
                 common.run_child("benchmarks.throughput", ["--child", str(invoices), str(directory), limit], env)
             )
     rows = []
-    capped = results.pop()
-    for r in [*results, capped]:
+    uncapped = results.pop()
+    for r in [*results, uncapped]:
         ratio = r["seconds"] / r["bound_seconds"]
         stages = " / ".join(f"{s:.1f}" for s in r["stages"].values())
         peaks = " / ".join(f"{m:.0f}" for m in r["stage_rss_mb"].values())
@@ -135,14 +148,18 @@ def main(scales: Sequence[int] = SCALES) -> bool:
          "bound s", "bound rows/s", "ratio", "peak RSS MiB", "per stage MiB"],
         rows,
     )
-    largest = results[-1]
-    ratio_ok = largest["seconds"] / largest["bound_seconds"] <= TARGET_RATIO
+    at = next(r for r in results if r["invoices"] == judged)
+    ratio_ok = at["seconds"] / at["bound_seconds"] <= TARGET_RATIO
     peaks = [max(r["stage_rss_mb"].values()) for r in results]
     rss_ok = max(peaks) < TARGET_RSS_MB
-    flat = peaks[-1] <= 1.5 * peaks[0]
-    print(f"target ratio <= {TARGET_RATIO}x at {largest['invoices']:,} invoices: {common.verdict(ratio_ok)}")
+    flat = len(peaks) > 1 and peaks[-1] <= FLAT_FACTOR * peaks[-2]
+    print(f"target ratio <= {TARGET_RATIO}x at {judged:,} invoices: {common.verdict(ratio_ok)}")
     print(f"target peak RSS < {TARGET_RSS_MB:.0f} MiB: {common.verdict(rss_ok)}")
-    print(f"target memory flat in N (largest <= 1.5x smallest scale): {common.verdict(flat)}")
+    if len(peaks) > 1:
+        growth = f"{peaks[-1] / peaks[-2]:.2f}x for {results[-1]['invoices'] / results[-2]['invoices']:.0f}x the rows"
+        print(f"target memory flat in N (largest peak <= {FLAT_FACTOR}x the next scale's; {growth}): {common.verdict(flat)}")
+    else:
+        print("target memory flat in N: not judged (one scale)")
     return ratio_ok and rss_ok and flat
 
 
