@@ -2,8 +2,11 @@
 
 from decimal import Decimal
 
+import duckdb
 import pytest
 
+from pipelines.docusign_billing_pipeline import make_pipeline
+from sources.docusign_billing import settings
 from sources.docusign_billing.parse import parse_decimal
 
 INVOICES = "billing.past_due_invoices"
@@ -189,3 +192,25 @@ def test_reruns_store_no_new_schema_version(runner, sandbox):
     runner.run(account_ids=list(reversed(sandbox.account_ids)))
     assert runner.rows("SELECT count(*) FROM billing._dlt_version") == [(1,)]
     assert runner.rows("SELECT count(*) FROM billing._dlt_loads") == [(3,)]
+
+
+def _rendered(memory_limit):
+    """DuckDB's own rendering of a memory limit, e.g. 128MB -> '122.0 MiB'."""
+    with duckdb.connect() as connection:
+        connection.execute(f"SET memory_limit = '{memory_limit}'")
+        return connection.sql("SELECT current_setting('memory_limit')").fetchall()[0][0]
+
+
+def test_duckdb_gets_the_product_settings_under_the_users(tmp_path, monkeypatch):
+    """A bounded buffer and no insertion-order buffering by default; the user's
+    `[destination.duckdb.credentials] global_config` overrides them key by key."""
+
+    def seen():
+        pipeline = make_pipeline(pipelines_dir=str(tmp_path / "pipelines"), duckdb_file=str(tmp_path / "x.duckdb"))
+        with pipeline.sql_client() as client:
+            sql = "SELECT current_setting('memory_limit'), current_setting('preserve_insertion_order')"
+            return tuple(client.execute_sql(sql)[0])
+
+    assert seen() == (_rendered(settings.DUCKDB_GLOBAL_CONFIG["memory_limit"]), False)
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", '{"memory_limit": "1GB"}')
+    assert seen() == (_rendered("1GB"), False)
