@@ -89,6 +89,10 @@ def _legacy_fields(header: str) -> dict[str, str] | None:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128
+    """Listen backlog. socketserver's default of 5 overflows when a run opens its 16 connections at
+    once while this process is busy; Linux then drops the SYN and the client retries it only after
+    its 1 s initial retransmission timeout (the growth benchmark's intermittent +0.8 s runs)."""
 
     def __init__(self, address: tuple[str, int], sandbox: Sandbox, index: int) -> None:
         self.sandbox, self.index = sandbox, index
