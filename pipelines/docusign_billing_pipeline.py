@@ -103,7 +103,8 @@ def release_freed_memory() -> None:
 def load(pipeline: dlt.Pipeline, progress: Progress = lambda _: None, **source_args: Any) -> LoadInfo:
     """Extracts, normalizes and loads in explicit steps so a scheduler's log shows where time goes.
 
-    Packages left pending by an interrupted run are normalized and loaded first, in order.
+    Packages left pending by an interrupted run are normalized and loaded before the extract, so
+    the source sees in the destination everything extracted before (it sends only new items).
     One run at a time per pipeline folder: a second one raises `RunInProgressError` at once.
     """
     with run_lock(pipeline):
@@ -111,6 +112,10 @@ def load(pipeline: dlt.Pipeline, progress: Progress = lambda _: None, **source_a
         started = time.monotonic()
         for message in recover(pipeline).messages():  # what a killed earlier run left behind
             progress(message)
+        if pipeline.has_pending_data:
+            progress("loading what an interrupted run left pending")
+            pipeline.normalize()
+            pipeline.load()
         progress("extracting past-due invoices")
         with cyclic_gc_paused():
             pipeline.extract(source)
