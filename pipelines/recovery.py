@@ -46,7 +46,10 @@ loaded first, jobs with a recorded outcome are not re-run).
    before inserting. The package keeps its load id and creation time, so the SCD2 boundary and
    `snapshot_at` are the same as in the interrupted attempt. The schema update re-runs against a
    dataset that already stores the schema's version hash: no DDL, no second `_dlt_version` row.
-   `append` jobs are left where they are (dlt resumes them as it always does); dlt's own
+   Append tables whose rows carry `_dlt_load_id` (the invoice items: appended without staging)
+   are restarted with them, after their rows of the package were deleted from the destination
+   (`remove_rows`, before any job moves, so a kill in between only repeats an idempotent delete).
+   Other `append` jobs are left where they are (dlt resumes them as it always does); dlt's own
    `_dlt_pipeline_state` row is one of them, and a replayed state row is harmless because dlt
    restores state with `ORDER BY load_id DESC LIMIT 1` over identical rows. `_dlt_loads` is not
    written before every job of the package completed, so a package repaired here gets exactly one
@@ -70,7 +73,7 @@ import os
 import re
 import shutil
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Set
+from typing import Callable, List, Optional, Sequence, Set
 
 import dlt
 from dlt.common.schema import Schema
@@ -78,6 +81,7 @@ from dlt.common.schema.utils import get_write_disposition
 from dlt.common.storages import LoadStorage, NormalizeStorage
 from dlt.common.storages.file_storage import FileStorage
 from dlt.common.storages.load_package import PackageStorage, ParsedLoadJobFileName
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +114,10 @@ class Recovery:
         return lines
 
 
+RemoveRows = Callable[[str, Set[str]], None]
+"""Deletes a load id's rows from the named destination tables."""
+
+
 def recover(pipeline: dlt.Pipeline) -> Recovery:
     """Repairs what a killed run left in `pipeline.working_dir`; call it holding the run lock."""
     done = Recovery()
@@ -120,7 +128,7 @@ def recover(pipeline: dlt.Pipeline) -> Recovery:
     normalized_dir = os.path.join(load_dir, LoadStorage.NORMALIZED_FOLDER)
     if os.path.isdir(normalized_dir):
         remove_atomic_write_leftovers(normalized_dir)
-        done.restarted_loads = restart_interrupted_loads(normalized_dir)
+        done.restarted_loads = restart_interrupted_loads(normalized_dir, lambda load_id, tables: remove_rows(pipeline, load_id, tables))
     for message in done.messages():
         log.info(message)
     return done
@@ -157,7 +165,19 @@ def remove_atomic_write_leftovers(storage_dir: str) -> None:
             os.remove(path)
 
 
-def restart_interrupted_loads(normalized_dir: str) -> List[str]:
+def remove_rows(pipeline: dlt.Pipeline, load_id: str, tables: Set[str]) -> None:
+    """Deletes what a package's interrupted append jobs may have committed already."""
+    with pipeline.sql_client() as client:
+        for table in sorted(tables):
+            try:
+                client.execute_sql(
+                    f"DELETE FROM {client.make_qualified_table_name(table)} WHERE _dlt_load_id = %s", load_id
+                )
+            except DatabaseUndefinedRelation:
+                pass  # never created: nothing of it committed
+
+
+def restart_interrupted_loads(normalized_dir: str, remove_rows: RemoveRows) -> List[str]:
     """Restarts the staging work of every normalized package that may hold a replayed copy."""
     packages = PackageStorage(FileStorage(normalized_dir), LoadStorage.NORMALIZED_FOLDER)
     restarted = []
@@ -174,6 +194,9 @@ def restart_interrupted_loads(normalized_dir: str) -> List[str]:
                 load_id,
             )
             continue
+        appended = _appended_with_load_id(schema, restartable)
+        if appended:
+            remove_rows(load_id, appended)
         restart_staging_work(packages, load_id, restartable)
         restarted.append(load_id)
     return restarted
@@ -213,12 +236,26 @@ def restart_staging_work(packages: PackageStorage, load_id: str, tables: Set[str
 
 
 def _restartable_tables(schema: Schema, packages: PackageStorage, load_id: str) -> Set[str]:
-    """Tables of the package's jobs that dlt stages or truncates in `initialize_package`."""
+    """Tables of the package's jobs that dlt stages or truncates in `initialize_package`, and the
+    append tables whose rows of the package can be found again by `_dlt_load_id`."""
     tables = set()
     for _, job in packages.list_all_jobs_with_states(load_id):
-        if job.table_name in schema.tables and get_write_disposition(schema.tables, job.table_name) != "append":
-            tables.add(job.table_name)
+        name = job.table_name
+        if name in schema.tables and (
+            get_write_disposition(schema.tables, name) != "append" or _appended_with_load_id(schema, {name})
+        ):
+            tables.add(name)
     return tables
+
+
+def _appended_with_load_id(schema: Schema, tables: Set[str]) -> Set[str]:
+    return {
+        name
+        for name in tables
+        if name not in schema.dlt_table_names()
+        and get_write_disposition(schema.tables, name) == "append"
+        and "_dlt_load_id" in schema.tables[name].get("columns", {})
+    }
 
 
 def _needs_restart(packages: PackageStorage, load_id: str, tables: Set[str]) -> bool:

@@ -139,6 +139,8 @@ KILL_POINTS = [
     # a staging COPY committed but not recorded: dlt would re-run it on the non-truncated staging table
     pytest.param("load-copy:past_due_snapshots", id="load-after-snapshot-staging-committed"),
     pytest.param("load-copy:past_due_invoices", id="load-after-invoice-staging-committed"),
+    # the items' append committed but not recorded: dlt would append the same rows again
+    pytest.param("load-copy:past_due_invoices__invoice_items", id="load-after-items-append-committed"),
     pytest.param("load-merge", id="load-after-scd2-merge-committed"),
     pytest.param("load-complete", id="load-after-loads-row-written"),
 ]
@@ -186,18 +188,26 @@ def test_sigkill_inside_dlt_step_then_rerun_equals_uninterrupted(sandbox, runner
 LOAD_ID = "1700000000.5"
 
 
-def _package_schema() -> Schema:
+def _package_schema(items: bool) -> Schema:
     schema = Schema("docusign_billing")
     for name, disposition in (("invoices", "merge"), ("snapshots", "merge"), ("errors", "append")):
         schema.update_table(new_table(name, write_disposition=disposition, columns=[new_column("id", "text")]))
+    if items:  # appended without staging, rows marked with their load id
+        columns = [new_column("id", "text"), new_column("_dlt_load_id", "text")]
+        schema.update_table(new_table("items", write_disposition="append", columns=columns))
     return schema
 
 
-def _interrupted_package(root: Path, state: Optional[Dict] = None) -> PackageStorage:
+def _no_rows(load_id: str, tables) -> None:
+    raise AssertionError(f"asked to delete rows of {tables} ({load_id}): no such append table here")
+
+
+def _interrupted_package(root: Path, state: Optional[Dict] = None, items: bool = False) -> PackageStorage:
     """Like the kill in a staging COPY: the invoices copy committed unrecorded, the snapshots chain
-    merged already, one append job done and one interrupted."""
+    merged already, one append job done and one interrupted (with `items`: also an items-like
+    append table with one job done and recorded, one started)."""
     packages = PackageStorage(FileStorage(str(root), makedirs=True), "normalized")
-    packages.create_package(LOAD_ID, schema=_package_schema())
+    packages.create_package(LOAD_ID, schema=_package_schema(items))
     if state:
         packages.save_load_package_state(LOAD_ID, {**packages.get_load_package_state(LOAD_ID), **state})
     jobs = {
@@ -205,6 +215,9 @@ def _interrupted_package(root: Path, state: Optional[Dict] = None) -> PackageSto
         "completed_jobs": ["snapshots.b2.0.parquet", "snapshots.m1.0.sql", "errors.c2.0.parquet"],
         "new_jobs": ["invoices.a2.0.parquet"],
     }
+    if items:
+        jobs["started_jobs"].append("items.d2.0.parquet")
+        jobs["completed_jobs"].append("items.d1.0.parquet")
     for folder, names in jobs.items():
         for name in names:
             packages.storage.save(packages.get_job_file_path(LOAD_ID, folder, name), "data")  # type: ignore[arg-type]
@@ -239,26 +252,43 @@ RESTARTED = {
 
 def test_restart_redoes_staging_jobs_and_leaves_append_jobs(tmp_path):
     packages = _interrupted_package(tmp_path / "normalized")
-    assert recovery.restart_interrupted_loads(str(tmp_path / "normalized")) == [LOAD_ID]
+    assert recovery.restart_interrupted_loads(str(tmp_path / "normalized"), _no_rows) == [LOAD_ID]
     assert _layout(packages) == RESTARTED
     assert packages.get_schema_update_file(LOAD_ID) == {"invoices": {}}
     # nothing left to repair: a second call (the next run) changes nothing
-    assert recovery.restart_interrupted_loads(str(tmp_path / "normalized")) == []
+    assert recovery.restart_interrupted_loads(str(tmp_path / "normalized"), _no_rows) == []
     assert _layout(packages) == RESTARTED
+
+
+def test_restart_deletes_the_appended_rows_of_the_package_first_and_redoes_their_jobs(tmp_path):
+    packages = _interrupted_package(tmp_path / "normalized", items=True)
+    deleted = []
+
+    def remove_rows(load_id, tables):
+        assert _layout(packages)["started_jobs"] == [  # before any job moved
+            "errors.c1.0.parquet", "invoices.a1.0.parquet", "items.d2.0.parquet", "snapshots.b1.0.parquet"
+        ]
+        deleted.append((load_id, tables))
+
+    assert recovery.restart_interrupted_loads(str(tmp_path / "normalized"), remove_rows) == [LOAD_ID]
+    assert deleted == [(LOAD_ID, {"items"})]
+    layout = _layout(packages)
+    assert layout["new_jobs"] == sorted(RESTARTED["new_jobs"] + ["items.d1.0.parquet", "items.d2.0.parquet"])
+    assert {k: v for k, v in layout.items() if k != "new_jobs"} == {k: v for k, v in RESTARTED.items() if k != "new_jobs"}
 
 
 def test_package_whose_jobs_all_recorded_an_outcome_is_left_to_dlt(tmp_path):
     packages = _interrupted_package(tmp_path / "normalized")
     packages.save_pending_transition(LOAD_ID, "invoices.a1.0.parquet", "completed")
     before = _layout(packages)
-    assert recovery.restart_interrupted_loads(str(tmp_path / "normalized")) == []
+    assert recovery.restart_interrupted_loads(str(tmp_path / "normalized"), _no_rows) == []
     assert _layout(packages) == before
 
 
 def test_package_with_refresh_is_left_to_dlt(tmp_path):
     packages = _interrupted_package(tmp_path / "normalized", state={"dropped_tables": [{"name": "invoices"}]})
     before = _layout(packages)
-    assert recovery.restart_interrupted_loads(str(tmp_path / "normalized")) == []
+    assert recovery.restart_interrupted_loads(str(tmp_path / "normalized"), _no_rows) == []
     assert _layout(packages) == before
 
 
@@ -284,12 +314,12 @@ def test_restart_killed_at_any_step_is_finished_by_the_next_run(tmp_path, monkey
         for name in original:
             patch.setattr(FileStorage, name, counted(name))
         try:
-            recovery.restart_interrupted_loads(str(tmp_path / "normalized"))
+            recovery.restart_interrupted_loads(str(tmp_path / "normalized"), _no_rows)
             killed = False
         except Killed:
             killed = True
     assert killed == (killed_after < 7), steps  # the repair is 7 file operations: a kill after each
-    assert recovery.restart_interrupted_loads(str(tmp_path / "normalized")) in ([LOAD_ID], [])
+    assert recovery.restart_interrupted_loads(str(tmp_path / "normalized"), _no_rows) in ([LOAD_ID], [])
     assert _layout(packages) == RESTARTED
 
 

@@ -214,3 +214,26 @@ def test_duckdb_gets_the_product_settings_under_the_users(tmp_path, monkeypatch)
     assert seen() == (_rendered(settings.DUCKDB_GLOBAL_CONFIG["memory_limit"]), False)
     monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", '{"memory_limit": "1GB"}')
     assert seen() == (_rendered("1GB"), False)
+
+
+def test_runs_append_only_the_items_of_versions_new_to_the_destination(runner, sandbox):
+    """Item rows depend only on their invoice version: an unchanged rerun sends none, a changed
+    invoice sends its items once, and a version that comes back finds its items still there."""
+    runner.run()
+    account = sandbox.account_ids[1]
+    invoice = next(i for i in sandbox.response(account)["billingInvoices"] if i["invoiceItems"])
+    runner.run()
+    sandbox.set_balance(account, invoice["invoiceId"], "1.23")
+    runner.run()
+    per_load = [n for (n,) in runner.rows(f"SELECT count(*) FROM {ITEMS} GROUP BY _dlt_load_id ORDER BY _dlt_load_id")]
+    assert per_load[1:] == [len(invoice["invoiceItems"])]  # nothing from the unchanged rerun
+    sandbox.set_balance(account, invoice["invoiceId"], invoice["balance"])
+    runner.run()
+    assert runner.rows(f"SELECT count(*), count(DISTINCT _dlt_id) FROM {ITEMS}") == [(sum(per_load), sum(per_load))]
+    back = runner.rows(
+        f"SELECT _dlt_id FROM {INVOICES} WHERE invoice_id = '{invoice['invoiceId']}' AND _dlt_valid_to IS NULL"
+    )
+    first = f"SELECT _dlt_id FROM {INVOICES} WHERE invoice_id = '{invoice['invoiceId']}' ORDER BY _dlt_valid_from LIMIT 1"
+    assert back == runner.rows(first)  # the first version, active again
+    items_of_active = runner.rows(f"SELECT count(*) FROM {ITEMS} WHERE _dlt_parent_id = '{back[0][0]}'")
+    assert items_of_active == [(len(invoice["invoiceItems"]),)]

@@ -60,6 +60,7 @@ EXPECTED_COLUMNS: Dict[str, Dict[str, tuple]] = {
         "_dlt_parent_id": TEXT,
         "_dlt_root_id": TEXT,
         "_dlt_list_idx": BIGINT,
+        "_dlt_load_id": TEXT,
     },
     settings.SNAPSHOTS_TABLE: {
         "account_id": TEXT,

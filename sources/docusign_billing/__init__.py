@@ -1,7 +1,7 @@
 """DocuSign eSignature billing: past-due invoices with SCD2 history, their items, per-run snapshots."""
 
 from datetime import datetime, timezone
-from typing import Any, Iterator, List, Optional, Sequence
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 import dlt
 from dlt.common.configuration.inject import with_config
@@ -14,6 +14,7 @@ from .accounts import check_selection, discover, normalize_account_ids, plan
 from .auth import DocuSignCredentials, make_auth
 from .client import HttpSettings, validate_base_url
 from .fetch import AccountFailure, fetch_accounts
+from .loaded import loaded_item_versions
 from .oauth import AccountInfo
 from .tables import BatchParser, ParsedBatch
 
@@ -21,7 +22,7 @@ _SCD2: TWriteDispositionConfig = {"disposition": "merge", "strategy": "scd2"}
 _REPLAYABLE: TWriteDispositionConfig = {"disposition": "merge", "strategy": "delete-insert", "deduplicated": True}  # type: ignore[typeddict-item]
 """Keyed, through staging: a load replayed after a crash replaces its rows instead of adding them.
 
-`deduplicated`: each key occurs once per package (one row per account, or per item version), and
+`deduplicated`: each key occurs once per package (one row per account and run), and
 `pipelines/recovery.py` restarts a package's staging from empty after a crash, so dlt skips its
 dedup pass over staging (a third of the load time at 100k invoices)."""
 
@@ -37,14 +38,16 @@ def history_hints(accounts: Sequence[str]) -> TWriteDispositionConfig:
     return {**_SCD2, "destination_scope": scope}  # type: ignore[typeddict-item]
 
 
-def run_started_at() -> datetime:
-    """The load package's creation time: dlt's SCD2 boundary, so `snapshot_at` equals the
-    `_dlt_valid_from`/`_dlt_valid_to` of the same run (now, when iterated without a pipeline)."""
+def current_package() -> Tuple[datetime, Optional[str]]:
+    """When the run started and its load id (now and None when iterated without a pipeline).
+
+    The start is the load package's creation time, dlt's SCD2 boundary, so `snapshot_at` equals
+    the `_dlt_valid_from`/`_dlt_valid_to` of the same run."""
     try:
-        created_at: datetime = dlt.current.load_package_state()["state"]["created_at"]
-        return created_at.astimezone(timezone.utc)
+        package = dlt.current.load_package_state()
     except CurrentLoadPackageStateNotAvailable:
-        return datetime.now(timezone.utc)
+        return datetime.now(timezone.utc), None
+    return package["state"]["created_at"].astimezone(timezone.utc), package["load_id"]
 
 
 @dlt.source(name="docusign_billing", max_table_nesting=0)
@@ -73,9 +76,14 @@ def docusign_billing(
     @dlt.resource(selected=False)
     def account_batches() -> Iterator[ParsedBatch]:
         """Fetches and types each account; the last batch lists the accounts of the run."""
-        snapshot_at = run_started_at()
+        snapshot_at, load_id = current_package()
+        known = loaded_item_versions(dlt.current.pipeline() if load_id else None)  # before any API call
         targets = plan(ids, accounts, base_url, credentials, auth)
-        parser, loaded, failures = BatchParser(snapshot_at), [], []
+
+        def new_parser() -> BatchParser:
+            return BatchParser(snapshot_at, load_id, known)
+
+        parser, loaded, failures = new_parser(), [], []
         for fetched in fetch_accounts(targets, auth, http, max_workers):
             if isinstance(fetched, AccountFailure):
                 failures.append(fetched.error)
@@ -85,7 +93,7 @@ def docusign_billing(
             loaded.append(fetched.account_id)
             if parser.invoice_count >= settings.BATCH_INVOICES:
                 yield parser.build()
-                parser = BatchParser(snapshot_at)
+                parser = new_parser()
         if failures and not loaded:
             raise failures[0]  # nothing to load: the run failed as a whole
         yield parser.build(completed_accounts=loaded)
@@ -99,10 +107,12 @@ def docusign_billing(
             hints = dlt.mark.make_hints(write_disposition=history_hints(batch.completed_accounts))
             yield dlt.mark.with_hints(batch.invoices, hints)
 
-    @dlt.transformer(name=settings.ITEMS_TABLE, write_disposition=_REPLAYABLE, primary_key="_dlt_id")
+    @dlt.transformer(name=settings.ITEMS_TABLE, write_disposition="append", primary_key="_dlt_id")
     def invoice_items(batch: ParsedBatch) -> Iterator[object]:
-        """Items of each invoice version, linked like dlt's nested tables and by plain keys."""
-        yield batch.items
+        """Items of invoice versions new to the destination, linked like dlt's nested tables and by
+        plain keys. Appended, no staging: a version's items never change; `_dlt_load_id` lets
+        `pipelines/recovery.py` remove a crashed load's rows before they are loaded again."""
+        yield batch.items  # also when empty: the table exists from the first run on
 
     @dlt.transformer(
         name=settings.SNAPSHOTS_TABLE, write_disposition=_REPLAYABLE, primary_key=("account_id", "snapshot_at")

@@ -48,7 +48,10 @@ _ERRORS = pa.schema(
         pa.field("message", _TEXT, False),
     ]
 )
-_RESERVED = {"_dlt_id", "_dlt_parent_id", "_dlt_root_id", "_dlt_list_idx", "_dlt_valid_from", "_dlt_valid_to", "invoice_count"}
+_RESERVED = {
+    "_dlt_id", "_dlt_parent_id", "_dlt_root_id", "_dlt_list_idx", "_dlt_load_id", "_dlt_valid_from", "_dlt_valid_to",
+    "invoice_count",
+}
 """Columns this package writes besides the API's fields: a new API field never takes their name."""
 _MAX_VALUE_CHARS = 80
 _NULL = "\x00"  # stands for NULL in the hashed text, where "" is a value
@@ -190,10 +193,18 @@ def _records(parent: Dict[str, Any], key: str, where: str) -> List[Dict[str, Any
 
 
 class BatchParser:
-    """Collects account responses and types them into one `ParsedBatch`; one instance per batch."""
+    """Collects account responses and types them into one `ParsedBatch`; one instance per batch.
 
-    def __init__(self, snapshot_at: datetime) -> None:
+    Items of the versions in `loaded_versions` are left out (the destination holds them), and
+    every item row carries the run's `load_id` (`_dlt_load_id`).
+    """
+
+    def __init__(
+        self, snapshot_at: datetime, load_id: Optional[str] = None, loaded_versions: Optional[pa.Array] = None
+    ) -> None:
         self.snapshot_at = snapshot_at
+        self.load_id = load_id
+        self.loaded_versions = loaded_versions
         self.snapshots = _Columns([_KEY, _NAME, ("snapshot_at", _UTC, False)], ACCOUNT_FIELDS, skip=INVOICES_KEY)
         self.invoices = _Columns([_KEY, _INVOICE_KEY], INVOICE_FIELDS, skip=ITEMS_KEY)
         self.items = _Columns([_KEY, _INVOICE_KEY], ITEM_FIELDS)
@@ -274,11 +285,18 @@ class BatchParser:
                 "_dlt_parent_id": (item_versions, ("_dlt_parent_id", _TEXT, False)),
                 "_dlt_root_id": (item_versions, ("_dlt_root_id", _TEXT, False)),
                 "_dlt_list_idx": (positions, ("_dlt_list_idx", pa.int64(), False)),
+                "_dlt_load_id": (pa.repeat(pa.scalar(self.load_id, _TEXT), len(positions)), ("_dlt_load_id", _TEXT, True)),
             },
         )
+        item_keep = None
         if keep is not None:
             invoices = invoices.filter(pa.array(keep))
-            items = items.filter(pc.take(pa.array(keep), parents))
+            item_keep = pc.take(pa.array(keep), parents)
+        if self.loaded_versions is not None:
+            new = pc.invert(pc.is_in(item_versions, value_set=self.loaded_versions))
+            item_keep = new if item_keep is None else pc.and_(item_keep, new)
+        if item_keep is not None:
+            items = items.filter(item_keep)
         return ParsedBatch(invoices, items, snapshots, pa.Table.from_pylist(self.errors, schema=_ERRORS), completed_accounts)
 
     def _snapshots(self) -> pa.Table:
