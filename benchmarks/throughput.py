@@ -1,10 +1,10 @@
 """Benchmark 1: normalize + load throughput, pipeline vs. the Arrow -> DuckDB lower bound.
 
 How the pipeline is fed: the real `docusign_billing` source runs through the real `load()`, with
-only `DocuSignClient.past_due_invoices` swapped for a reader of pre-generated bodies that decodes
-them exactly like the client does (`json.loads(..., parse_float=Decimal)`). So batching, parsing,
-hashing, SCD2 scope hints and the three resources are the product's own code, not a copy that can
-drift. HTTP is left out on purpose: the sandbox would hold every body in this process (peak RSS
+only `DocuSignClient.past_due_invoices` swapped for a reader of pre-generated bodies that returns
+their bytes, as the client returns a response's. So decoding (in the fetch threads), batching,
+parsing, hashing, SCD2 scope hints and the resources are the product's own code, not a copy that
+can drift. HTTP is left out on purpose: the sandbox would hold every body in this process (peak RSS
 would grow with N no matter what the pipeline does) and serialize them on the same two cores. The
 bodies come from the sandbox generator, streamed to a JSON-lines file before the clock starts.
 
@@ -20,12 +20,14 @@ import json
 import os
 import tempfile
 import time
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, Dict, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Sequence, Tuple
 from unittest import mock
 
 from benchmarks import common
+
+if TYPE_CHECKING:
+    from sources.docusign_billing.client import RawBody
 
 SCALES = (1_000, 10_000, 100_000, 300_000)
 RATIO_SCALE = 100_000
@@ -57,10 +59,12 @@ class BodyFile:
                 out.write(line + b"\n")
         self._fd = os.open(path, os.O_RDONLY)
 
-    def body(self, account_id: str) -> Dict[str, Any]:
+    def body(self, account_id: str) -> RawBody:
         """What `DocuSignClient.past_due_invoices` returns after its socket read."""
+        from sources.docusign_billing.client import RawBody
+
         offset, length = self.index[account_id]
-        return json.loads(os.pread(self._fd, length, offset), parse_float=Decimal)
+        return RawBody(os.pread(self._fd, length, offset), "application/json")
 
 
 def duckdb_default_memory_limit() -> str:

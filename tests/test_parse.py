@@ -3,14 +3,19 @@
 from datetime import datetime, timezone
 from decimal import Decimal
 
+import json
+
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sources.docusign_billing.bodies import AccountResponse, decode
+from sources.docusign_billing.client import RawBody
 from sources.docusign_billing.errors import ResponseError
 from sources.docusign_billing.parse import COLUMN_RULES, parse_bool, parse_decimal, parse_timestamp
-from sources.docusign_billing.tables import AccountResponse, BatchParser
+from sources.docusign_billing.sandbox.data import account_id_for, generate_response
+from sources.docusign_billing.tables import BatchParser
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -248,3 +253,66 @@ def test_column_rules_agree_with_the_value_rules(rule, texts):
         assert typed == expected
 
     check()
+
+
+def _bodies():
+    """Sandbox bodies with every value quirk, plus the shapes the API may send for empty lists."""
+    bodies = [generate_response(5, n, account_id_for(5, n), n * 7 % 23) for n in range(12)]
+    bodies[3]["billingInvoices"] = None
+    del bodies[4]["billingInvoices"]
+    for invoice in bodies[5]["billingInvoices"][:3]:
+        invoice["invoiceItems"] = None
+    for invoice in bodies[6]["billingInvoices"][:3]:
+        del invoice["invoiceItems"]
+    bodies[7]["billingInvoices"].append(dict(bodies[7]["billingInvoices"][0]))  # repeated identically
+    return bodies
+
+
+def _built(responses):
+    parser = BatchParser(NOW, "1.5", pa.array([], pa.string()))
+    for response in responses:
+        parser.add(response)
+    return parser.build([r.account_id for r in responses])
+
+
+@pytest.mark.parametrize("mixed", [False, True], ids=["all-arrow", "one-body-needs-json"])
+def test_arrow_read_bodies_give_exactly_the_tables_of_the_record_path(mixed):
+    bodies = _bodies()
+    if mixed:
+        bodies[2]["newField"] = {"a": 1}  # a new field: that body is decoded by json, the batch by records
+    raws = [json.dumps(body, indent=1).encode() for body in bodies]
+    decoded = [decode(f"acc-{n}", RawBody(raw, "application/json"), f"name {n}") for n, raw in enumerate(raws)]
+    assert [r.table is None for r in decoded] == [mixed and n == 2 for n in range(len(bodies))]
+    records = [AccountResponse(f"acc-{n}", json.loads(raw), f"name {n}") for n, raw in enumerate(raws)]
+    fast, reference = _built(decoded), _built(records)
+    for name in ("invoices", "items", "snapshots", "errors"):
+        assert getattr(fast, name).equals(getattr(reference, name), check_metadata=True), name
+    assert fast.items.num_rows > 300 and fast.invoices.num_rows > 80
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b'{"currencyCode": 12.5}', b'{"newField": "x"}', b'{"a": 1}\n{"a": 2}', b"[]", b"\xff"],
+    ids=["number", "new-field", "two-objects", "array", "bad-utf8"],
+)
+def test_bodies_arrow_cannot_read_exactly_go_to_the_json_decoder(content):
+    try:
+        response = decode("acc-1", RawBody(content, "application/json"))
+    except ResponseError:
+        return  # not a JSON object: the same error as before Arrow
+    assert response.table is None and isinstance(response.body, dict)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b'{"billingInvoices": [null]}', "billingInvoices must be a list of objects"),
+        (b'{"billingInvoices": [{"invoiceId": "a", "invoiceItems": [null]}]}', "invoiceItems must be a list of objects"),
+        (b'{"billingInvoices": [{"invoiceId": " "}]}', "invoiceId is missing"),
+    ],
+)
+def test_arrow_read_bodies_the_fast_path_refuses_get_the_record_path_errors(content, message):
+    response = decode("acc-1", RawBody(content, "application/json"))
+    assert response.table is not None
+    with pytest.raises(ResponseError, match=message):
+        _built([response])

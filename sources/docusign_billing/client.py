@@ -1,11 +1,9 @@
 """HTTP access to the DocuSign billing API: dlt's retrying client plus DocuSign's error codes."""
 
-import json
 import threading
 import time
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any, Dict, Optional
+from typing import Any, Optional
 from urllib.parse import quote
 
 from dlt.sources.helpers.requests import Client
@@ -13,7 +11,7 @@ from requests import RequestException, Response
 from requests.auth import AuthBase
 
 from . import settings
-from .errors import ApiError, AuthError, ResponseError
+from .errors import ApiError, AuthError
 from .oauth import CachedTokenAuth
 from .urls import http_url
 
@@ -116,6 +114,14 @@ class RateLimitGate:
         return response
 
 
+@dataclass
+class RawBody:
+    """A successful response's body as received: decoded where it is parsed, off the HTTP path."""
+
+    content: bytes
+    content_type: str
+
+
 class DocuSignClient:
     """Reads the billing endpoints of one DocuSign host for any account on it."""
 
@@ -138,12 +144,12 @@ class DocuSignClient:
             },
         )
 
-    def past_due_invoices(self, account_id: str) -> Dict[str, Any]:
-        """The account's `billing_invoices_past_due` object, numbers kept exact as `Decimal`."""
+    def past_due_invoices(self, account_id: str) -> RawBody:
+        """The account's `billing_invoices_past_due` body, undecoded (`bodies.decode` reads it)."""
         path = settings.PAST_DUE_PATH.format(account_id=quote(account_id, safe=""))
-        return self._get_json(path, account_id)
+        return self._get(path, account_id)
 
-    def _get_json(self, path: str, account_id: str) -> Dict[str, Any]:
+    def _get(self, path: str, account_id: str) -> RawBody:
         if not self._gate.acquire():
             raise ApiError(
                 f"account {account_id}: DocuSign's API rate limit window (X-RateLimit-Reset) frees"
@@ -165,19 +171,7 @@ class DocuSignClient:
             self._gate.release()
         if response.status_code >= 400:
             raise _api_error(response, account_id)
-        try:
-            body = json.loads(response.content, parse_float=Decimal)
-        except ValueError:
-            kind = response.headers.get("Content-Type", "unknown content type")
-            raise ResponseError(
-                f"account {account_id}: the response is not valid JSON ({kind},"
-                f" {len(response.content)} bytes)"
-            ) from None
-        if not isinstance(body, dict):
-            raise ResponseError(
-                f"account {account_id}: expected a JSON object, got {type(body).__name__}"
-            )
-        return body
+        return RawBody(response.content, response.headers.get("Content-Type", "unknown content type"))
 
 
 def _error_body(response: Response) -> tuple[Optional[str], str]:

@@ -8,9 +8,9 @@ from typing import Iterator, List, Union
 from requests.auth import AuthBase
 
 from .accounts import AccountTarget
+from .bodies import AccountResponse, decode
 from .client import DocuSignClient, HttpSettings, RateLimitGate
 from .errors import ApiError, AuthError
-from .tables import AccountResponse
 
 
 @dataclass
@@ -27,7 +27,7 @@ Fetched = Union[AccountResponse, AccountFailure]
 def fetch_accounts(
     targets: List[AccountTarget], auth: AuthBase, http: HttpSettings, max_workers: int
 ) -> Iterator[Fetched]:
-    """Yields each account's response or failure as soon as it arrives.
+    """Yields each account's decoded response or failure as soon as it arrives.
 
     Rejected credentials stop everything: every other account would fail the same way.
     """
@@ -39,12 +39,12 @@ def fetch_accounts(
             message = f"account {target.account_id}: not among the accounts these credentials can reach"
             return AccountFailure(target, ApiError(message, target.account_id, code="ACCOUNT_NOT_VISIBLE"))
         try:
-            body = clients[target.base_url].past_due_invoices(target.account_id)
+            raw = clients[target.base_url].past_due_invoices(target.account_id)
         except AuthError:
             raise
         except ApiError as ex:
             return AccountFailure(target, ex)
-        return AccountResponse(target.account_id, body, target.account_name)
+        return decode(target.account_id, raw, target.account_name)  # here: in parallel with the parser
 
     workers = max(1, max_workers)
     waiting = iter(targets)

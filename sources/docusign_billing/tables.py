@@ -2,10 +2,12 @@
 
 Values are collected column by column and typed a whole column at a time (`parse.COLUMN_RULES`);
 a column that leaves the fast path is typed value by value, which also names a bad value's
-account, invoice, item and field.
+account, invoice, item and field. Bodies that Arrow read (`bodies.py`) are flattened into those
+columns without a Python object per value; the others are collected record by record.
 """
 
 import hashlib
+from itertools import accumulate
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -15,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 
+from .bodies import AccountResponse
 from .errors import ApiError, ResponseError
 from .parse import (
     ACCOUNT_FIELDS,
@@ -55,15 +58,6 @@ _RESERVED = {
 """Columns this package writes besides the API's fields: a new API field never takes their name."""
 _MAX_VALUE_CHARS = 80
 _NULL = "\x00"  # stands for NULL in the hashed text, where "" is a value
-
-
-@dataclass
-class AccountResponse:
-    """One account's `billing_invoices_past_due` body, as fetched."""
-
-    account_id: str
-    body: Dict[str, Any]
-    account_name: Optional[str] = None
 
 
 @dataclass
@@ -119,16 +113,21 @@ class _Columns:
         self.not_extra = {skip} | set(rules)
         self.text_struct = pa.struct([(f, _TEXT) for f in self.rules])
         self.records: List[Dict[str, Any]] = []
+        self.text: Optional[pa.StructArray] = None
+        """The records' known fields as Arrow text, when they came from Arrow-read bodies."""
 
     @property
     def count(self) -> int:
-        return len(self.records)
+        return len(self.records) if self.text is None else len(self.text)
+
+    def value(self, row: int, api_field: str) -> Any:
+        return self.records[row].get(api_field) if self.text is None else self.text.field(api_field)[row].as_py()
 
     def typed(self, where: Where) -> Dict[str, pa.Array]:
         """Every API column typed, under its destination name (a new field that collides with a
         known column gets an `_api` suffix)."""
         records = self.records
-        text = self._known_as_text()
+        text = self.text if self.text is not None else self._known_as_text()
         columns = {
             column_name(f): _typed(text.field(f) if text else [r.get(f) for r in records], rule, f, where)
             for f, rule in self.rules.items()
@@ -214,13 +213,28 @@ class BatchParser:
         self.item_positions: List[int] = []  # its place in the invoice's list
         self.item_starts: List[int] = [0]  # items of invoice r: rows item_starts[r]:item_starts[r + 1]
         self.errors: List[Dict[str, Any]] = []
+        self.arrow: List[AccountResponse] = []  # Arrow-read responses, flattened together in build()
+        self.arrow_invoices = 0
 
     @property
     def invoice_count(self) -> int:
-        return self.invoices.count
+        return self.invoices.count + self.arrow_invoices
 
     def add(self, response: AccountResponse) -> None:
-        account_id, body = response.account_id, response.body
+        """Arrow-read responses wait for `build()` while every response of the batch is one."""
+        if response.table is not None and not self.accounts:
+            self.arrow.append(response)
+            self.arrow_invoices += pc.sum(pc.list_value_length(response.table.column(INVOICES_KEY))).as_py() or 0
+            return
+        self._arrow_as_records()
+        self._add_record(response.account_id, response.json_body(), response.account_name)
+
+    def _arrow_as_records(self) -> None:
+        for response in self.arrow:
+            self._add_record(response.account_id, response.json_body(), response.account_name)
+        self.arrow, self.arrow_invoices = [], 0
+
+    def _add_record(self, account_id: str, body: Dict[str, Any], account_name: Optional[str]) -> None:
         invoices = _records(body, INVOICES_KEY, f"account {account_id}")
         ids = set()
         for index, invoice in enumerate(invoices):
@@ -237,7 +251,36 @@ class BatchParser:
             self.item_starts.append(self.items.count)
             ids.add(invoice_id)
         self.snapshots.records.append(body)
-        self.accounts.append((account_id, response.account_name, len(ids)))
+        self.accounts.append((account_id, account_name, len(ids)))
+
+    def _flatten_arrow(self) -> bool:
+        """The Arrow-read responses as the columns and row bookkeeping `_add_record` builds; False
+        (nothing changed) when a case needs the record path: a null in a list, a blank invoiceId."""
+        body = pa.concat_tables([r.table for r in self.arrow]).combine_chunks()
+        invoice_lists = body.column(INVOICES_KEY).chunk(0)
+        invoices = pc.list_flatten(invoice_lists)
+        item_lists = invoices.field(ITEMS_KEY)
+        items = pc.list_flatten(item_lists)
+        ids = invoices.field("invoiceId")
+        if invoices.null_count or items.null_count or ids.null_count:
+            return False
+        if not pc.all(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(ids)), 0)).as_py():
+            return False
+        owners = pc.list_parent_indices(invoice_lists)
+        account_ids = pa.array([r.account_id for r in self.arrow], _TEXT)
+        self.invoice_rows = list(zip(pc.take(account_ids, owners).to_pylist(), ids.to_pylist()))
+        self.item_starts = [0, *accumulate(pc.fill_null(pc.list_value_length(item_lists), 0).to_pylist())]
+        parents = pc.list_parent_indices(item_lists)
+        self.item_parents = parents.to_pylist()
+        first_of_parent = pc.take(pa.array(self.item_starts[:-1], pa.int64()), parents)
+        self.item_positions = pc.subtract(pa.array(range(len(items)), pa.int64()), first_of_parent).to_pylist()
+        distinct = pa.table({"owner": owners, "id": ids}).group_by("owner").aggregate([("id", "count_distinct")])
+        counts = dict(zip(distinct["owner"].to_pylist(), distinct["id_count_distinct"].to_pylist()))
+        self.accounts = [(r.account_id, r.account_name, counts.get(row, 0)) for row, r in enumerate(self.arrow)]
+        self.snapshots.text = pa.StructArray.from_arrays([body.column(f).chunk(0) for f in ACCOUNT_FIELDS], list(ACCOUNT_FIELDS))
+        self.invoices.text, self.items.text = invoices, items
+        self.arrow, self.arrow_invoices = [], 0
+        return True
 
     def add_failure(self, account_id: str, account_name: Optional[str], error: ApiError) -> None:
         """An account whose call failed: recorded, its history left untouched."""
@@ -257,11 +300,13 @@ class BatchParser:
         return f"account {account_id}, invoice {invoice_id}"
 
     def _item_where(self, row: int) -> str:
-        item_id = self.items.records[row].get("invoiceItemId") or f"#{self.item_positions[row]}"
+        item_id = self.items.value(row, "invoiceItemId") or f"#{self.item_positions[row]}"
         return f"{self._invoice_where(self.item_parents[row])}, item {item_id}"
 
     def build(self, completed_accounts: Optional[List[str]] = None) -> ParsedBatch:
         """Types the batch; raises `ResponseError` naming account, record, field and value."""
+        if self.arrow and not self._flatten_arrow():
+            self._arrow_as_records()
         snapshots = self._snapshots()
         invoice_typed = self.invoices.typed(self._invoice_where)
         item_typed = self.items.typed(self._item_where)
