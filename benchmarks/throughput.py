@@ -147,7 +147,7 @@ def main(scales: Sequence[int] = SCALES) -> bool:
              r["bound_seconds"], r["rows"] / r["bound_seconds"], ratio, max(r["stage_rss_mb"].values()), peaks]
         )
     common.print_table(
-        "1. normalize + load throughput (pipeline from decoded responses vs Arrow->DuckDB CTAS)",
+        "1. normalize + load throughput (pipeline from response bodies vs Arrow->DuckDB CTAS)",
         ["invoices", "duckdb memory", "rows", "pipeline s", "extract/normalize/load s", "rows/s",
          "bound s", "bound rows/s", "ratio", "peak RSS MiB", "per stage MiB"],
         rows,
