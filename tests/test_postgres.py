@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterator, List, Optional
 import dlt
 import pytest
 
-from pipelines import cli
+from pipelines import cli, recovery
 from pipelines.docusign_billing_pipeline import load, make_pipeline, summarize
 from sources.docusign_billing import settings
 from sources.docusign_billing.sandbox import ACCESS_TOKEN, Sandbox
@@ -365,6 +365,21 @@ def test_history_over_runs(pg: PgRunner, sandbox: Sandbox) -> None:
     assert {name: pg.table(name) for name in before} == before
     assert len(pg.table(settings.SNAPSHOTS_TABLE)) == snapshots_before + 3
     assert pg.latest_snapshot_at() > second_at
+
+
+def test_recovery_deletes_a_packages_item_rows_in_postgres(pg: PgRunner, sandbox: Sandbox) -> None:
+    """What `pipelines/recovery.py` runs before it reloads a crashed package's appended items."""
+    items = f"{DATASET}.{settings.ITEMS_TABLE}"
+    pipeline = pg.run()
+    (first,) = pg.rows(f"SELECT DISTINCT _dlt_load_id FROM {items}")[0]
+    account = sandbox.account_ids[0]
+    invoice = next(i for i in sandbox.response(account)["billingInvoices"] if i["invoiceItems"])
+    sandbox.set_balance(account, invoice["invoiceId"], "3.21")
+    pg.run()
+    per_load = dict(pg.rows(f"SELECT _dlt_load_id, count(*) FROM {items} GROUP BY 1"))
+    assert len(per_load) == 2 and per_load.pop(first) > 0
+    recovery.remove_rows(pipeline, first, {settings.ITEMS_TABLE, "never_created"})
+    assert dict(pg.rows(f"SELECT _dlt_load_id, count(*) FROM {items} GROUP BY 1")) == per_load
 
 
 # secrets ----------------------------------------------------------------------------------------------
