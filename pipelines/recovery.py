@@ -73,6 +73,7 @@ import os
 import re
 import shutil
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable, List, Optional, Sequence, Set
 
 import dlt
@@ -128,7 +129,7 @@ def recover(pipeline: dlt.Pipeline) -> Recovery:
     normalized_dir = os.path.join(load_dir, LoadStorage.NORMALIZED_FOLDER)
     if os.path.isdir(normalized_dir):
         remove_atomic_write_leftovers(normalized_dir)
-        done.restarted_loads = restart_interrupted_loads(normalized_dir, lambda load_id, tables: remove_rows(pipeline, load_id, tables))
+        done.restarted_loads = restart_interrupted_loads(normalized_dir, partial(remove_rows, pipeline))
     for message in done.messages():
         log.info(message)
     return done
@@ -177,7 +178,7 @@ def remove_rows(pipeline: dlt.Pipeline, load_id: str, tables: Set[str]) -> None:
                 pass  # never created: nothing of it committed
 
 
-def restart_interrupted_loads(normalized_dir: str, remove_rows: RemoveRows) -> List[str]:
+def restart_interrupted_loads(normalized_dir: str, remove_appended_rows: RemoveRows) -> List[str]:
     """Restarts the staging work of every normalized package that may hold a replayed copy."""
     packages = PackageStorage(FileStorage(normalized_dir), LoadStorage.NORMALIZED_FOLDER)
     restarted = []
@@ -196,7 +197,7 @@ def restart_interrupted_loads(normalized_dir: str, remove_rows: RemoveRows) -> L
             continue
         appended = _appended_with_load_id(schema, restartable)
         if appended:
-            remove_rows(load_id, appended)
+            remove_appended_rows(load_id, appended)
         restart_staging_work(packages, load_id, restartable)
         restarted.append(load_id)
     return restarted
@@ -238,22 +239,16 @@ def restart_staging_work(packages: PackageStorage, load_id: str, tables: Set[str
 def _restartable_tables(schema: Schema, packages: PackageStorage, load_id: str) -> Set[str]:
     """Tables of the package's jobs that dlt stages or truncates in `initialize_package`, and the
     append tables whose rows of the package can be found again by `_dlt_load_id`."""
-    tables = set()
-    for _, job in packages.list_all_jobs_with_states(load_id):
-        name = job.table_name
-        if name in schema.tables and (
-            get_write_disposition(schema.tables, name) != "append" or _appended_with_load_id(schema, {name})
-        ):
-            tables.add(name)
-    return tables
+    names = {job.table_name for _, job in packages.list_all_jobs_with_states(load_id) if job.table_name in schema.tables}
+    staged = {name for name in names if get_write_disposition(schema.tables, name) != "append"}
+    return staged | _appended_with_load_id(schema, names)
 
 
 def _appended_with_load_id(schema: Schema, tables: Set[str]) -> Set[str]:
     return {
         name
-        for name in tables
-        if name not in schema.dlt_table_names()
-        and get_write_disposition(schema.tables, name) == "append"
+        for name in tables - set(schema.dlt_table_names())
+        if get_write_disposition(schema.tables, name) == "append"
         and "_dlt_load_id" in schema.tables[name].get("columns", {})
     }
 

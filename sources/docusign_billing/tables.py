@@ -7,10 +7,10 @@ columns without a Python object per value; the others are collected record by re
 """
 
 import hashlib
-from itertools import accumulate
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from itertools import accumulate
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import pyarrow as pa
@@ -129,7 +129,7 @@ class _Columns:
         records = self.records
         text = self.text if self.text is not None else self._known_as_text()
         columns = {
-            column_name(f): _typed(text.field(f) if text else [r.get(f) for r in records], rule, f, where)
+            column_name(f): _typed(text.field(f) if text is not None else [r.get(f) for r in records], rule, f, where)
             for f, rule in self.rules.items()
         }
         seen: set = set()
