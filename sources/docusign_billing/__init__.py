@@ -13,7 +13,8 @@ from . import settings
 from .accounts import check_selection, discover, normalize_account_ids, plan
 from .auth import DocuSignCredentials, make_auth
 from .client import HttpSettings, validate_base_url
-from .fetch import AccountFailure, fetch_accounts
+from .batches import parsed_batches
+from .fetch import fetch_accounts
 from .loaded import loaded_item_versions
 from .oauth import AccountInfo
 from .tables import BatchParser, ParsedBatch
@@ -83,20 +84,7 @@ def docusign_billing(
         def new_parser() -> BatchParser:
             return BatchParser(snapshot_at, load_id, known)
 
-        parser, loaded, failures = new_parser(), [], []
-        for fetched in fetch_accounts(targets, auth, http, max_workers):
-            if isinstance(fetched, AccountFailure):
-                failures.append(fetched.error)
-                parser.add_failure(fetched.target.account_id, fetched.target.account_name, fetched.error)
-                continue
-            parser.add(fetched)
-            loaded.append(fetched.account_id)
-            if parser.invoice_count >= settings.BATCH_INVOICES:
-                yield parser.build()
-                parser = new_parser()
-        if failures and not loaded:
-            raise failures[0]  # nothing to load: the run failed as a whole
-        yield parser.build(completed_accounts=loaded)
+        yield from parsed_batches(fetch_accounts(targets, auth, http, max_workers), new_parser)
 
     @dlt.transformer(name=settings.INVOICES_TABLE, write_disposition=_SCD2)
     def past_due_invoices(batch: ParsedBatch) -> Iterator[object]:

@@ -53,3 +53,6 @@ DECIMAL_SCALE: Final = 9
 
 BATCH_INVOICES: Final = 2_000
 """Invoices per extracted batch: bounds memory while keeping dlt's per-item overhead small."""
+PARSE_THREADS: Final = 2
+"""Batches typed at once (`batches.py`): their Arrow kernels release the GIL, so a second thread
+uses a second core; more waiting batches would only hold more memory."""
