@@ -9,7 +9,7 @@ import pytest
 
 from sources.docusign_billing import settings
 from sources.docusign_billing.batches import parsed_batches
-from sources.docusign_billing.bodies import decode
+from sources.docusign_billing.bodies import AccountResponse
 from sources.docusign_billing.client import RawBody
 from sources.docusign_billing.errors import ResponseError
 from sources.docusign_billing.sandbox import Sandbox
@@ -18,8 +18,8 @@ from sources.docusign_billing.tables import BatchParser
 from tests.conftest import Runner
 from tests.helpers_reliability import TABLES, content, current_invoices
 
-SMALL_BATCH = 4
-"""Invoices per batch in these tests: every run spans many batches."""
+SMALL_BATCH = 3_000
+"""Response bytes per batch in these tests (a few accounts): every run spans many batches."""
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def many():
 
 @pytest.fixture
 def small_batches(monkeypatch):
-    monkeypatch.setattr(settings, "BATCH_INVOICES", SMALL_BATCH)
+    monkeypatch.setattr(settings, "BATCH_BYTES", SMALL_BATCH)
 
 
 def _builds(monkeypatch):
@@ -50,15 +50,15 @@ def test_many_batches_load_and_keep_history_like_one(many, tmp_path, monkeypatch
     one, split = Runner(many, tmp_path / "one"), Runner(many, tmp_path / "split")
     first, last = many.account_ids[0], many.account_ids[-1]
     one.run()
-    monkeypatch.setattr(settings, "BATCH_INVOICES", SMALL_BATCH)
+    monkeypatch.setattr(settings, "BATCH_BYTES", SMALL_BATCH)
     threads = _builds(monkeypatch)
     split.run()
     assert sum(name.startswith("docusign-parse") for name in threads) >= 3  # typed in worker threads
     many.pay_invoice(first, many.response(first)["billingInvoices"][0]["invoiceId"])
     many.set_balance(last, many.response(last)["billingInvoices"][-1]["invoiceId"], "1.23")
-    monkeypatch.setattr(settings, "BATCH_INVOICES", 2_000)
+    monkeypatch.setattr(settings, "BATCH_BYTES", 2_000_000)
     one.run()
-    monkeypatch.setattr(settings, "BATCH_INVOICES", SMALL_BATCH)
+    monkeypatch.setattr(settings, "BATCH_BYTES", SMALL_BATCH)
     split.run()
     for table in TABLES:
         assert content(split, table) == content(one, table)
@@ -88,7 +88,7 @@ def _responses(accounts):
     for n in range(accounts):
         account_id = account_id_for(5, n)
         body = json.dumps(generate_response(5, n, account_id, invoices=3, items_per_invoice=2)).encode()
-        yield decode(account_id, RawBody(body, "application/json"))
+        yield AccountResponse(account_id, raw=RawBody(body, "application/json"))
 
 
 def test_batches_come_out_in_the_order_they_filled(small_batches):

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sources.docusign_billing.bodies import AccountResponse, decode
+from sources.docusign_billing.bodies import AccountResponse, read_known
 from sources.docusign_billing.client import RawBody
 from sources.docusign_billing.errors import ResponseError
 from sources.docusign_billing.parse import COLUMN_RULES, parse_bool, parse_decimal, parse_timestamp
@@ -275,16 +275,21 @@ def _built(responses):
     return parser.build([r.account_id for r in responses])
 
 
+def _received(content, account_id="acc-1", account_name=None):
+    return AccountResponse(account_id, account_name=account_name, raw=RawBody(content, "application/json"))
+
+
+@pytest.mark.parametrize("indent", [None, 1], ids=["one-line-bodies-read-at-once", "pretty-bodies-read-one-by-one"])
 @pytest.mark.parametrize("mixed", [False, True], ids=["all-arrow", "one-body-needs-json"])
-def test_arrow_read_bodies_give_exactly_the_tables_of_the_record_path(mixed):
+def test_arrow_read_bodies_give_exactly_the_tables_of_the_record_path(mixed, indent):
     bodies = _bodies()
     if mixed:
-        bodies[2]["newField"] = {"a": 1}  # a new field: that body is decoded by json, the batch by records
-    raws = [json.dumps(body, indent=1).encode() for body in bodies]
-    decoded = [decode(f"acc-{n}", RawBody(raw, "application/json"), f"name {n}") for n, raw in enumerate(raws)]
-    assert [r.table is None for r in decoded] == [mixed and n == 2 for n in range(len(bodies))]
+        bodies[2]["newField"] = {"a": 1}  # a new field: the batch is decoded by json, record by record
+    raws = [json.dumps(body, indent=indent).encode() for body in bodies]
+    received = [_received(raw, f"acc-{n}", f"name {n}") for n, raw in enumerate(raws)]
+    assert (read_known(received) is None) is mixed
     records = [AccountResponse(f"acc-{n}", json.loads(raw), f"name {n}") for n, raw in enumerate(raws)]
-    fast, reference = _built(decoded), _built(records)
+    fast, reference = _built(received), _built(records)
     for name in ("invoices", "items", "snapshots", "errors"):
         assert getattr(fast, name).equals(getattr(reference, name), check_metadata=True), name
     assert fast.items.num_rows > 300 and fast.invoices.num_rows > 80
@@ -292,15 +297,24 @@ def test_arrow_read_bodies_give_exactly_the_tables_of_the_record_path(mixed):
 
 @pytest.mark.parametrize(
     "content",
-    [b'{"currencyCode": 12.5}', b'{"newField": "x"}', b'{"a": 1}\n{"a": 2}', b"[]", b"\xff"],
-    ids=["number", "new-field", "two-objects", "array", "bad-utf8"],
+    [
+        b'{"currencyCode": 12.5}', b'{"newField": "x"}', b'{"a": 1}\n{"a": 2}',
+        b'{"currencyCode": "USD"} {"currencyCode": "EUR"}', b"[]", b"\xff", b"",
+    ],
+    ids=["number", "new-field", "two-objects", "two-objects-one-line", "array", "bad-utf8", "empty"],
 )
 def test_bodies_arrow_cannot_read_exactly_go_to_the_json_decoder(content):
+    good = _received(json.dumps(_bodies()[0]).encode(), "acc-0")
+    response = _received(content)
+    assert read_known([response]) is None
+    assert read_known([good, response]) is None and read_known([response, good]) is None
+    assert read_known([good]).num_rows == 1
     try:
-        response = decode("acc-1", RawBody(content, "application/json"))
-    except ResponseError:
-        return  # not a JSON object: the same error as before Arrow
-    assert response.table is None and isinstance(response.body, dict)
+        body = response.json_body()
+    except ResponseError as error:
+        assert "acc-1" in str(error)  # not a JSON object: one clear error naming the account
+        return
+    assert isinstance(body, dict)
 
 
 @pytest.mark.parametrize(
@@ -312,7 +326,7 @@ def test_bodies_arrow_cannot_read_exactly_go_to_the_json_decoder(content):
     ],
 )
 def test_arrow_read_bodies_the_fast_path_refuses_get_the_record_path_errors(content, message):
-    response = decode("acc-1", RawBody(content, "application/json"))
-    assert response.table is not None
+    response = _received(content)
+    assert read_known([response]) is not None
     with pytest.raises(ResponseError, match=message):
         _built([response])

@@ -1,7 +1,7 @@
 """Fetched accounts to typed batches, typed in worker threads and yielded in the order they filled.
 
-Typing and hashing a batch is mostly Arrow kernels, which release the GIL: a second thread types
-one batch while the first types the next and dlt writes the one before (at 100k invoices on two
+Decoding, typing and hashing a batch is mostly Arrow kernels, which release the GIL: a second thread
+types one batch while the first types the next and dlt writes the one before (at 100k invoices on two
 cores, 1.8 s of typing takes 1.1 s in two threads). At most `settings.PARSE_THREADS` batches wait,
 so memory stays flat in the number of accounts.
 """
@@ -16,7 +16,7 @@ from .tables import BatchParser, ParsedBatch
 
 
 def parsed_batches(fetched: Iterable[Fetched], new_parser: Callable[[], BatchParser]) -> Iterator[ParsedBatch]:
-    """Batches of about `settings.BATCH_INVOICES` invoices; the last names every loaded account.
+    """Batches of about `settings.BATCH_BYTES` of responses; the last names every loaded account.
 
     A failed account is recorded in its batch's errors; when every account failed, the first
     failure is raised instead (nothing to load: the run failed as a whole)."""
@@ -31,7 +31,7 @@ def parsed_batches(fetched: Iterable[Fetched], new_parser: Callable[[], BatchPar
                     continue
                 parser.add(account)
                 loaded.append(account.account_id)
-                if parser.invoice_count >= settings.BATCH_INVOICES:
+                if parser.size >= settings.BATCH_BYTES:
                     typing.append(pool.submit(parser.build))
                     parser = new_parser()
                     yield from _ready(typing, settings.PARSE_THREADS)

@@ -145,7 +145,7 @@ class DocuSignClient:
         )
 
     def past_due_invoices(self, account_id: str) -> RawBody:
-        """The account's `billing_invoices_past_due` body, undecoded (`bodies.decode` reads it)."""
+        """The account's `billing_invoices_past_due` body, undecoded (`bodies.py` reads a batch of them)."""
         path = settings.PAST_DUE_PATH.format(account_id=quote(account_id, safe=""))
         return self._get(path, account_id)
 

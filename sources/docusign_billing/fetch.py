@@ -8,7 +8,7 @@ from typing import Iterator, List, Union
 from requests.auth import AuthBase
 
 from .accounts import AccountTarget
-from .bodies import AccountResponse, decode
+from .bodies import AccountResponse
 from .client import DocuSignClient, HttpSettings, RateLimitGate
 from .errors import ApiError, AuthError
 
@@ -27,7 +27,7 @@ Fetched = Union[AccountResponse, AccountFailure]
 def fetch_accounts(
     targets: List[AccountTarget], auth: AuthBase, http: HttpSettings, max_workers: int
 ) -> Iterator[Fetched]:
-    """Yields each account's decoded response or failure as soon as it arrives.
+    """Yields each account's response or failure as soon as it arrives.
 
     Rejected credentials stop everything: every other account would fail the same way.
     """
@@ -44,7 +44,7 @@ def fetch_accounts(
             raise
         except ApiError as ex:
             return AccountFailure(target, ex)
-        return decode(target.account_id, raw, target.account_name)  # here: in parallel with the parser
+        return AccountResponse(target.account_id, account_name=target.account_name, raw=raw)
 
     workers = max(1, max_workers)
     waiting = iter(targets)

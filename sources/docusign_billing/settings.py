@@ -51,8 +51,9 @@ ERRORS_TABLE: Final = "account_errors"
 DECIMAL_PRECISION: Final = 38
 DECIMAL_SCALE: Final = 9
 
-BATCH_INVOICES: Final = 2_000
-"""Invoices per extracted batch: bounds memory while keeping dlt's per-item overhead small."""
+BATCH_BYTES: Final = 2_000_000
+"""Response bytes per parsed batch (about 2,000 invoices of 5 items): bounds memory while keeping
+dlt's per-item overhead small."""
 PARSE_THREADS: Final = 2
 """Batches typed at once (`batches.py`): their Arrow kernels release the GIL, so a second thread
 uses a second core; more waiting batches would only hold more memory."""

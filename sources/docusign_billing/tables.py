@@ -2,8 +2,8 @@
 
 Values are collected column by column and typed a whole column at a time (`parse.COLUMN_RULES`);
 a column that leaves the fast path is typed value by value, which also names a bad value's
-account, invoice, item and field. Bodies that Arrow read (`bodies.py`) are flattened into those
-columns without a Python object per value; the others are collected record by record.
+account, invoice, item and field. A batch whose bodies Arrow read (`bodies.py`) is flattened into
+those columns without a Python object per value; any other batch is collected record by record.
 """
 
 import hashlib
@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 
-from .bodies import AccountResponse
+from .bodies import AccountResponse, read_known
 from .errors import ApiError, ResponseError
 from .parse import (
     ACCOUNT_FIELDS,
@@ -213,26 +213,13 @@ class BatchParser:
         self.item_positions: List[int] = []  # its place in the invoice's list
         self.item_starts: List[int] = [0]  # items of invoice r: rows item_starts[r]:item_starts[r + 1]
         self.errors: List[Dict[str, Any]] = []
-        self.arrow: List[AccountResponse] = []  # Arrow-read responses, flattened together in build()
-        self.arrow_invoices = 0
-
-    @property
-    def invoice_count(self) -> int:
-        return self.invoices.count + self.arrow_invoices
+        self.responses: List[AccountResponse] = []  # decoded together in build()
+        self.size = 0
+        """Bytes of the responses received: what fills a batch (`settings.BATCH_BYTES`)."""
 
     def add(self, response: AccountResponse) -> None:
-        """Arrow-read responses wait for `build()` while every response of the batch is one."""
-        if response.table is not None and not self.accounts:
-            self.arrow.append(response)
-            self.arrow_invoices += pc.sum(pc.list_value_length(response.table.column(INVOICES_KEY))).as_py() or 0
-            return
-        self._arrow_as_records()
-        self._add_record(response.account_id, response.json_body(), response.account_name)
-
-    def _arrow_as_records(self) -> None:
-        for response in self.arrow:
-            self._add_record(response.account_id, response.json_body(), response.account_name)
-        self.arrow, self.arrow_invoices = [], 0
+        self.responses.append(response)
+        self.size += len(response.raw.content) if response.raw is not None else 0
 
     def _add_record(self, account_id: str, body: Dict[str, Any], account_name: Optional[str]) -> None:
         invoices = _records(body, INVOICES_KEY, f"account {account_id}")
@@ -253,10 +240,11 @@ class BatchParser:
         self.snapshots.records.append(body)
         self.accounts.append((account_id, account_name, len(ids)))
 
-    def _flatten_arrow(self) -> bool:
-        """The Arrow-read responses as the columns and row bookkeeping `_add_record` builds; False
-        (nothing changed) when a case needs the record path: a null in a list, a blank invoiceId."""
-        body = pa.concat_tables([r.table for r in self.arrow]).combine_chunks()
+    def _flatten_arrow(self, body: pa.Table) -> bool:
+        """The responses, read by Arrow into `body`, as the columns and row bookkeeping
+        `_add_record` builds; False (nothing changed) when a case needs the record path: a null in
+        a list, a blank invoiceId."""
+        body = body.combine_chunks()
         invoice_lists = body.column(INVOICES_KEY).chunk(0)
         invoices = pc.list_flatten(invoice_lists)
         item_lists = invoices.field(ITEMS_KEY)
@@ -267,7 +255,7 @@ class BatchParser:
         if not pc.all(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(ids)), 0)).as_py():
             return False
         owners = pc.list_parent_indices(invoice_lists)
-        account_ids = pa.array([r.account_id for r in self.arrow], _TEXT)
+        account_ids = pa.array([r.account_id for r in self.responses], _TEXT)
         self.invoice_rows = list(zip(pc.take(account_ids, owners).to_pylist(), ids.to_pylist()))
         self.item_starts = [0, *accumulate(pc.fill_null(pc.list_value_length(item_lists), 0).to_pylist())]
         parents = pc.list_parent_indices(item_lists)
@@ -276,10 +264,9 @@ class BatchParser:
         self.item_positions = pc.subtract(pa.array(range(len(items)), pa.int64()), first_of_parent).to_pylist()
         distinct = pa.table({"owner": owners, "id": ids}).group_by("owner").aggregate([("id", "count_distinct")])
         counts = dict(zip(distinct["owner"].to_pylist(), distinct["id_count_distinct"].to_pylist()))
-        self.accounts = [(r.account_id, r.account_name, counts.get(row, 0)) for row, r in enumerate(self.arrow)]
+        self.accounts = [(r.account_id, r.account_name, counts.get(row, 0)) for row, r in enumerate(self.responses)]
         self.snapshots.text = pa.StructArray.from_arrays([body.column(f).chunk(0) for f in ACCOUNT_FIELDS], list(ACCOUNT_FIELDS))
         self.invoices.text, self.items.text = invoices, items
-        self.arrow, self.arrow_invoices = [], 0
         return True
 
     def add_failure(self, account_id: str, account_name: Optional[str], error: ApiError) -> None:
@@ -305,8 +292,10 @@ class BatchParser:
 
     def build(self, completed_accounts: Optional[List[str]] = None) -> ParsedBatch:
         """Types the batch; raises `ResponseError` naming account, record, field and value."""
-        if self.arrow and not self._flatten_arrow():
-            self._arrow_as_records()
+        known = read_known(self.responses)
+        if known is None or not self._flatten_arrow(known):
+            for response in self.responses:
+                self._add_record(response.account_id, response.json_body(), response.account_name)
         snapshots = self._snapshots()
         invoice_typed = self.invoices.typed(self._invoice_where)
         item_typed = self.items.typed(self._item_where)
