@@ -56,7 +56,7 @@ def test_many_batches_load_and_keep_history_like_one(many, tmp_path, monkeypatch
     assert sum(name.startswith("docusign-parse") for name in threads) >= 3  # typed in worker threads
     many.pay_invoice(first, many.response(first)["billingInvoices"][0]["invoiceId"])
     many.set_balance(last, many.response(last)["billingInvoices"][-1]["invoiceId"], "1.23")
-    monkeypatch.setattr(settings, "BATCH_BYTES", 2_000_000)
+    monkeypatch.setattr(settings, "BATCH_BYTES", 5_000_000)
     one.run()
     monkeypatch.setattr(settings, "BATCH_BYTES", SMALL_BATCH)
     split.run()

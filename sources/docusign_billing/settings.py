@@ -51,9 +51,10 @@ ERRORS_TABLE: Final = "account_errors"
 DECIMAL_PRECISION: Final = 38
 DECIMAL_SCALE: Final = 9
 
-BATCH_BYTES: Final = 2_000_000
-"""Response bytes per parsed batch (about 2,000 invoices of 5 items): bounds memory while keeping
-dlt's per-item overhead small."""
+BATCH_BYTES: Final = 5_000_000
+"""Response bytes per parsed batch (about 5,000 invoices of 5 items): bounds memory (two batches
+are typed at once) while keeping dlt's per-item overhead small and the row groups of its parquet
+files large enough for DuckDB to insert them without merging many partial ones afterwards."""
 PARSE_THREADS: Final = 2
 """Batches typed at once (`batches.py`): their Arrow kernels release the GIL, so a second thread
 uses a second core; more waiting batches would only hold more memory."""
