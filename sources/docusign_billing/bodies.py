@@ -61,8 +61,13 @@ def read_known(responses: Sequence[AccountResponse]) -> Optional[pa.Table]:
         return None
     if all(_one_line_object(c) for c in contents):
         return _read(b"\n".join(contents), len(contents))
-    tables = [_read(c, 1) for c in contents]  # pretty-printed bodies: one call each
-    return pa.concat_tables(tables) if all(t is not None for t in tables) else None  # type: ignore[misc]
+    tables = []
+    for content in contents:  # pretty-printed bodies: one call each, up to the first Arrow cannot read
+        table = _read(content, 1)
+        if table is None:
+            return None
+        tables.append(table)
+    return pa.concat_tables(tables)
 
 
 def _one_line_object(content: bytes) -> bool:
