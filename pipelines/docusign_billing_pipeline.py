@@ -66,9 +66,7 @@ def make_pipeline(
 
 
 def duckdb_credentials(duckdb_file: str) -> DuckDbCredentials:
-    """The DuckDB file with the product's settings under the user's: `settings.DUCKDB_GLOBAL_CONFIG`
-    beneath `[destination.duckdb.credentials] global_config`, and the checkpoint threshold as the
-    first of the user's `statements` (dlt's own global config would override it there).
+    """The DuckDB file with `settings.DUCKDB_GLOBAL_CONFIG` under the user's configured settings.
 
     Left unresolved, so dlt still fills the other credential fields (pragmas, extensions, ...)
     from config; a resolved instance would hide them."""
@@ -76,9 +74,6 @@ def duckdb_credentials(duckdb_file: str) -> DuckDbCredentials:
     credentials.database = os.path.abspath(duckdb_file)
     configured = dlt.config.get("destination.duckdb.credentials.global_config", dict) or {}
     credentials.global_config = {**settings.DUCKDB_GLOBAL_CONFIG, **configured}
-    statements = dlt.secrets.get("destination.duckdb.credentials.statements", list) or []
-    threshold = f"SET GLOBAL checkpoint_threshold = '{settings.DUCKDB_CHECKPOINT_THRESHOLD}'"
-    credentials.statements = [threshold, *statements]
     return credentials
 
 

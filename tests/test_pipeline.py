@@ -194,33 +194,26 @@ def test_reruns_store_no_new_schema_version(runner, sandbox):
     assert runner.rows("SELECT count(*) FROM billing._dlt_loads") == [(3,)]
 
 
-def _rendered(setting, value):
-    """DuckDB's own rendering of a size setting, e.g. memory_limit 128MB -> '122.0 MiB'."""
+def _rendered(memory_limit):
+    """DuckDB's own rendering of a memory limit, e.g. 128MB -> '122.0 MiB'."""
     with duckdb.connect() as connection:
-        connection.execute(f"SET {setting} = '{value}'")
-        return connection.sql(f"SELECT current_setting('{setting}')").fetchall()[0][0]
+        connection.execute(f"SET memory_limit = '{memory_limit}'")
+        return connection.sql("SELECT current_setting('memory_limit')").fetchall()[0][0]
 
 
 def test_duckdb_gets_the_product_settings_under_the_users(tmp_path, monkeypatch):
-    """A bounded buffer, no insertion-order buffering and DuckDB's checkpoint threshold (dlt
-    raises it) by default; the user's `[destination.duckdb.credentials] global_config` overrides
-    them key by key, and the user's `statements` run after the product's."""
+    """A bounded buffer and no insertion-order buffering by default; the user's
+    `[destination.duckdb.credentials] global_config` overrides them key by key."""
 
     def seen():
         pipeline = make_pipeline(pipelines_dir=str(tmp_path / "pipelines"), duckdb_file=str(tmp_path / "x.duckdb"))
         with pipeline.sql_client() as client:
-            sql = (
-                "SELECT current_setting('memory_limit'), current_setting('preserve_insertion_order'),"
-                " current_setting('checkpoint_threshold')"
-            )
+            sql = "SELECT current_setting('memory_limit'), current_setting('preserve_insertion_order')"
             return tuple(client.execute_sql(sql)[0])
 
-    memory, threshold = settings.DUCKDB_GLOBAL_CONFIG["memory_limit"], settings.DUCKDB_CHECKPOINT_THRESHOLD
-    assert seen() == (_rendered("memory_limit", memory), False, _rendered("checkpoint_threshold", threshold))
+    assert seen() == (_rendered(settings.DUCKDB_GLOBAL_CONFIG["memory_limit"]), False)
     monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", '{"memory_limit": "1GB"}')
-    assert seen() == (_rendered("memory_limit", "1GB"), False, _rendered("checkpoint_threshold", threshold))
-    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__STATEMENTS", '["SET GLOBAL checkpoint_threshold = \'64MB\'"]')
-    assert seen() == (_rendered("memory_limit", "1GB"), False, _rendered("checkpoint_threshold", "64MB"))
+    assert seen() == (_rendered("1GB"), False)
 
 
 def test_runs_append_only_the_items_of_versions_new_to_the_destination(runner, sandbox):

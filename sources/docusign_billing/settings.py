@@ -41,11 +41,6 @@ DUCKDB_GLOBAL_CONFIG: Final = {"memory_limit": "128MB", "preserve_insertion_orde
 `[destination.duckdb.credentials] global_config`. A bounded buffer (DuckDB spills past it) keeps a
 load's memory flat however large it is; without insertion-order buffering (SQL rows have no order)
 DuckDB inserts about a third faster and needs less memory."""
-DUCKDB_CHECKPOINT_THRESHOLD: Final = "16MB"
-"""DuckDB's own default, set again because dlt raises it to 1GB for its connections: with it, the
-invoices' staging insert and merge (too small for DuckDB to write them straight to the file) are
-checkpointed when their job commits, beside the items' insert, instead of all at the close of the
-load (about 0.2 s of a 100k-invoice load)."""
 
 INVOICES_TABLE: Final = "past_due_invoices"
 ITEMS_TABLE: Final = "past_due_invoices__invoice_items"
