@@ -46,6 +46,10 @@ FLAT_FACTOR = 1.1
 """Memory is flat when the largest scale peaks at most this much above the next smaller one. The
 small scales fit under DuckDB's buffer cap, so their peaks rise with N until the cap is reached:
 they show the footprint, not whether a load streams."""
+FLOOR_CHUNK_ROWS = 25_000
+"""Rows per table the dlt floor yields, about the items of one of the pipeline's batches. Whole
+tables would be single parquet row groups; at 300k invoices the items' 1.5M rows are more than
+DuckDB's 128MB buffer can insert at once (an out-of-memory error that dlt retries)."""
 _DLT_ADDED = {"_dlt_load_id", "_dlt_valid_from", "_dlt_valid_to"}
 """Columns dlt adds at load time; the lower bound gets only what the source yields."""
 
@@ -141,7 +145,14 @@ def dlt_floor(arrow: Dict[str, "pa.Table"], directory: Path) -> float:
         destination=dlt.destinations.duckdb(duckdb_credentials(str(directory / "dlt_floor.duckdb"))),
         dataset_name="floor",
     )
-    resources = [dlt.resource([table], name=name, write_disposition="append") for name, table in arrow.items()]
+    resources = [
+        dlt.resource(
+            [table.slice(start, FLOOR_CHUNK_ROWS) for start in range(0, table.num_rows, FLOOR_CHUNK_ROWS)],
+            name=name,
+            write_disposition="append",
+        )
+        for name, table in arrow.items()
+    ]
     started = time.perf_counter()
     pipeline.run(resources)
     return time.perf_counter() - started
