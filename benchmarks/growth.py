@@ -21,7 +21,7 @@ from typing import List
 from benchmarks import common
 
 RUNS, ACCOUNTS, INVOICES = 20, 100, (10, 40)
-SCHEDULES = 3
+SCHEDULES = 5
 TARGET_RATIO = 1.3
 
 
