@@ -74,7 +74,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable, List, Optional, Sequence, Set
+from typing import Callable, List, Optional, Sequence, Set, Tuple
 
 import dlt
 from dlt.common.schema import Schema
@@ -184,7 +184,8 @@ def restart_interrupted_loads(normalized_dir: str, remove_appended_rows: RemoveR
     restarted = []
     for load_id in packages.list_packages():
         schema = packages.load_schema(load_id)
-        restartable = _restartable_tables(schema, packages, load_id)
+        staged, appended = _restartable_tables(schema, packages, load_id)
+        restartable = staged | appended
         if not _needs_restart(packages, load_id, restartable):
             continue
         state = packages.get_load_package_state(load_id)
@@ -195,7 +196,6 @@ def restart_interrupted_loads(normalized_dir: str, remove_appended_rows: RemoveR
                 load_id,
             )
             continue
-        appended = _appended_with_load_id(schema, restartable)
         if appended:
             remove_appended_rows(load_id, appended)
         restart_staging_work(packages, load_id, restartable)
@@ -236,21 +236,17 @@ def restart_staging_work(packages: PackageStorage, load_id: str, tables: Set[str
     storage.delete(applied_path)
 
 
-def _restartable_tables(schema: Schema, packages: PackageStorage, load_id: str) -> Set[str]:
+def _restartable_tables(schema: Schema, packages: PackageStorage, load_id: str) -> Tuple[Set[str], Set[str]]:
     """Tables of the package's jobs that dlt stages or truncates in `initialize_package`, and the
     append tables whose rows of the package can be found again by `_dlt_load_id`."""
     names = {job.table_name for _, job in packages.list_all_jobs_with_states(load_id) if job.table_name in schema.tables}
     staged = {name for name in names if get_write_disposition(schema.tables, name) != "append"}
-    return staged | _appended_with_load_id(schema, names)
-
-
-def _appended_with_load_id(schema: Schema, tables: Set[str]) -> Set[str]:
-    return {
+    appended = {
         name
-        for name in tables - set(schema.dlt_table_names())
-        if get_write_disposition(schema.tables, name) == "append"
-        and "_dlt_load_id" in schema.tables[name].get("columns", {})
+        for name in names - staged - set(schema.dlt_table_names())
+        if "_dlt_load_id" in schema.tables[name].get("columns", {})
     }
+    return staged, appended
 
 
 def _needs_restart(packages: PackageStorage, load_id: str, tables: Set[str]) -> bool:
