@@ -2,18 +2,18 @@
 
 How the pipeline is fed: the real `docusign_billing` source runs through the real `load()`, with
 only `DocuSignClient.past_due_invoices` swapped for a reader of pre-generated bodies that returns
-their bytes, as the client returns a response's. So decoding (in the fetch threads), batching,
-parsing, hashing, SCD2 scope hints and the resources are the product's own code, not a copy that
+their bytes, as the client returns a response's. So decoding, batching, parsing and hashing (in
+the parse threads), SCD2 scope hints and the resources are the product's own code, not a copy that
 can drift. HTTP is left out on purpose: the sandbox would hold every body in this process (peak RSS
 would grow with N no matter what the pipeline does) and serialize them on the same two cores. The
 bodies come from the sandbox generator, streamed to a JSON-lines file before the clock starts.
 
 Lower bound, same process: the very rows that landed, read back as Arrow tables, then
 `CREATE TABLE AS SELECT * FROM arrow` into a fresh DuckDB file with no dlt.
-dlt floor, same process: those Arrow tables yielded as they are by plain `append` resources of a
-fresh dlt pipeline into a fresh DuckDB file with the product's DuckDB settings: what dlt's own
-extract, normalize and load cost before any work of this product (decoding, typing, hashing,
-history). Any dlt pipeline that loads these rows takes at least this long.
+dlt floor, same process: those Arrow tables, in slices of `FLOOR_CHUNK_ROWS`, yielded by plain
+`append` resources of a fresh dlt pipeline into a fresh DuckDB file with the product's DuckDB
+settings: what dlt's own extract, normalize and load cost before any work of this product
+(decoding, typing, hashing, history). Any dlt pipeline that loads these rows takes at least this long.
 Each scale runs in a fresh process, so its peak RSS is its own.
 """
 

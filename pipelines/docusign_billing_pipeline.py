@@ -79,8 +79,10 @@ def duckdb_credentials(duckdb_file: str) -> DuckDbCredentials:
 
 @contextmanager
 def cyclic_gc_paused() -> Iterator[None]:
-    """Decoded responses form no reference cycles, so the cyclic collector would only rescan them
-    again and again while they pile up (about 0.7 s of extract per 100k invoices); it resumes after."""
+    """The records of a batch decoded by `json` (one Arrow cannot read) form no reference cycles,
+    so the cyclic collector would only rescan them again and again while they pile up; it resumes
+    after. Batches read by Arrow make few Python objects: for them it makes no measurable difference
+    (it saved ~0.7 s per 100k invoices when every body was decoded by `json`)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
