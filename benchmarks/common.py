@@ -11,15 +11,16 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any
 
 REPO = Path(__file__).absolute().parents[1]  # not resolve(): a symlinked copy measures its own tree
 RESULT_PREFIX = "BENCHMARK-RESULT "
 """Marks the one stdout line a child process reports its figures on."""
 
 
-def isolate(directory: Path) -> Dict[str, str]:
+def isolate(directory: Path) -> dict[str, str]:
     """Point dlt at `directory` and drop the caller's DocuSign/dlt settings.
 
     Returns the environment (also applied to this process) so child processes can reuse it.
@@ -27,7 +28,9 @@ def isolate(directory: Path) -> Dict[str, str]:
     """
     directory.mkdir(parents=True, exist_ok=True)
     for name in list(os.environ):
-        if name.startswith(("SOURCES__", "DESTINATION__", "NORMALIZE__", "LOAD__", "EXTRACT__", "DATA_WRITER__")):
+        if name.startswith(
+            ("SOURCES__", "DESTINATION__", "NORMALIZE__", "LOAD__", "EXTRACT__", "DATA_WRITER__")
+        ):
             del os.environ[name]
     os.environ.update(
         DLT_DATA_DIR=str(directory / "dlt"),
@@ -37,7 +40,7 @@ def isolate(directory: Path) -> Dict[str, str]:
     return dict(os.environ)
 
 
-def token_source_args(base_url: str, account_ids: Sequence[str]) -> Dict[str, Any]:
+def token_source_args(base_url: str, account_ids: Sequence[str]) -> dict[str, Any]:
     """Source arguments for the sandbox's public bearer token: default settings otherwise."""
     from sources.docusign_billing.auth import DocuSignCredentials
     from sources.docusign_billing.sandbox import ACCESS_TOKEN
@@ -57,26 +60,32 @@ class Stages:
 
     def __init__(self, track_rss: bool = False) -> None:
         self.track_rss = track_rss
-        self.marks: List[Tuple[str, float, float]] = []  # step, began at, peak RSS of the step before
+        self.marks: list[
+            tuple[str, float, float]
+        ] = []  # step, began at, peak RSS of the step before
 
     def __call__(self, message: str) -> None:
-        self.marks.append((message.split()[0], time.perf_counter(), peak_rss_mb() if self.track_rss else 0.0))
+        self.marks.append(
+            (message.split()[0], time.perf_counter(), peak_rss_mb() if self.track_rss else 0.0)
+        )
         if self.track_rss:
             reset_peak_rss()
 
-    def seconds(self) -> Dict[str, float]:
+    def seconds(self) -> dict[str, float]:
         return {a[0]: b[1] - a[1] for a, b in zip(self.marks, self.marks[1:])}
 
-    def peak_rss(self) -> Dict[str, float]:
+    def peak_rss(self) -> dict[str, float]:
         return {a[0]: b[2] for a, b in zip(self.marks, self.marks[1:])}
 
 
-def run_pipeline(directory: Path, stages: Optional[Stages] = None, **source_args: Any) -> float:
+def run_pipeline(directory: Path, stages: Stages | None = None, **source_args: Any) -> float:
     """One `load()` exactly as the CLI does it, into `directory`; returns wall seconds."""
     from pipelines.docusign_billing_pipeline import load, make_pipeline
 
     stages = stages if stages is not None else Stages()
-    pipeline = make_pipeline(pipelines_dir=str(directory / "pipelines"), duckdb_file=str(directory / "bench.duckdb"))
+    pipeline = make_pipeline(
+        pipelines_dir=str(directory / "pipelines"), duckdb_file=str(directory / "bench.duckdb")
+    )
     if stages.track_rss:
         reset_peak_rss()
     started = time.perf_counter()
@@ -107,7 +116,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def wall_times(command: Sequence[str], runs: int, **popen: Any) -> List[float]:
+def wall_times(command: Sequence[str], runs: int, **popen: Any) -> list[float]:
     """Wall times of `runs` executions of `command` (each must exit 0)."""
     times = []
     for _ in range(runs):
@@ -115,36 +124,50 @@ def wall_times(command: Sequence[str], runs: int, **popen: Any) -> List[float]:
         done = subprocess.run(command, capture_output=True, text=True, **popen)
         times.append(time.perf_counter() - started)
         if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} exited {done.returncode}: {done.stderr.strip()[-500:]}")
+            raise RuntimeError(
+                f"{' '.join(command)} exited {done.returncode}: {done.stderr.strip()[-500:]}"
+            )
     return times
 
 
-def report(figures: Dict[str, Any]) -> None:
+def report(figures: dict[str, Any]) -> None:
     """Child side: hand the figures to the parent on one marked stdout line."""
     print(RESULT_PREFIX + json.dumps(figures), flush=True)
 
 
-def run_child(module: str, args: Sequence[str], env: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+def run_child(
+    module: str, args: Sequence[str], env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run `python -m module args` in a fresh process (own peak RSS) and return its figures."""
     done = subprocess.run(
         [sys.executable, "-m", module, *args], cwd=REPO, env=env, capture_output=True, text=True
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
     if done.returncode != 0 or not lines:
-        raise RuntimeError(f"{module} {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return json.loads(lines[-1][len(RESULT_PREFIX):])
+        raise RuntimeError(
+            f"{module} {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-3000:]}"
+        )
+    return json.loads(lines[-1][len(RESULT_PREFIX) :])
 
 
 def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """A fixed-width table that reads well in a terminal and pastes into Markdown."""
     cells = [[_cell(v) for v in row] for row in rows]
     numeric = [all(isinstance(row[i], (int, float)) for row in rows) for i in range(len(headers))]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)
+    ]
     print(f"\n## {title}")
     print("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in cells:
-        print("| " + " | ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(row, widths, numeric)) + " |")
+        print(
+            "| "
+            + " | ".join(
+                c.rjust(w) if num else c.ljust(w) for c, w, num in zip(row, widths, numeric)
+            )
+            + " |"
+        )
     sys.stdout.flush()
 
 
@@ -160,17 +183,24 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
-def machine() -> Dict[str, str]:
+def machine() -> dict[str, str]:
     """What the figures were measured on, for RESULTS.md."""
     import dlt
     import duckdb
     import pyarrow
 
     cpu = next(
-        (line.split(":", 1)[1].strip() for line in _lines("/proc/cpuinfo") if line.startswith("model name")),
+        (
+            line.split(":", 1)[1].strip()
+            for line in _lines("/proc/cpuinfo")
+            if line.startswith("model name")
+        ),
         platform.processor() or "?",
     )
-    mem_kb = next((int(line.split()[1]) for line in _lines("/proc/meminfo") if line.startswith("MemTotal:")), 0)
+    mem_kb = next(
+        (int(line.split()[1]) for line in _lines("/proc/meminfo") if line.startswith("MemTotal:")),
+        0,
+    )
     return {
         "nproc": str(os.cpu_count()),
         "cpu": cpu,

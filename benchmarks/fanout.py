@@ -10,17 +10,17 @@ import argparse
 import inspect
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
 
 from benchmarks import common
 
 ACCOUNTS, LATENCY = 1_000, 0.1
-RATE_LIMIT: Tuple[int, float] = (100, 1.0)
+RATE_LIMIT: tuple[int, float] = (100, 1.0)
 """Sliding window of the sandbox: 100 requests per second, so pacing matters at >10 workers."""
 TARGET_SECONDS = 15.0
 
 
-def worker_count() -> Tuple[int, str]:
+def worker_count() -> tuple[int, str]:
     """The source's default concurrency, wherever it is declared; 1 means sequential fetching."""
     from sources.docusign_billing import docusign_billing, settings
 
@@ -38,19 +38,22 @@ def worker_count() -> Tuple[int, str]:
     return 1, "none found: sequential"
 
 
-def fan_out(accounts: int, latency: float, limit: Optional[Tuple[int, float]]) -> Dict[str, float]:
+def fan_out(accounts: int, latency: float, limit: tuple[int, float] | None) -> dict[str, float]:
     """One full run over a fresh sandbox; the sandbox counts requests and 429s."""
     from sources.docusign_billing.sandbox import Sandbox
 
     stages = common.Stages()
-    with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp, Sandbox(
-        accounts=accounts, invoices_per_account=(1, 3), seed=41
-    ) as sandbox:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp,
+        Sandbox(accounts=accounts, invoices_per_account=(1, 3), seed=41) as sandbox,
+    ):
         common.isolate(Path(tmp))
         sandbox.latency = latency
         if limit:
             sandbox.rate_limit(*limit)
-        seconds = common.run_pipeline(Path(tmp), stages, **common.token_source_args(sandbox.base_url, sandbox.account_ids))
+        seconds = common.run_pipeline(
+            Path(tmp), stages, **common.token_source_args(sandbox.base_url, sandbox.account_ids)
+        )
         return {
             "seconds": seconds,
             "fetch": stages.seconds().get("extracting", float("nan")),
@@ -59,7 +62,9 @@ def fan_out(accounts: int, latency: float, limit: Optional[Tuple[int, float]]) -
         }
 
 
-def main(accounts: int = ACCOUNTS, latency: float = LATENCY, limit: Tuple[int, float] = RATE_LIMIT) -> bool:
+def main(
+    accounts: int = ACCOUNTS, latency: float = LATENCY, limit: tuple[int, float] = RATE_LIMIT
+) -> bool:
     """The limited run is the target; the unlimited one shows what concurrency alone reaches."""
     workers, origin = worker_count()
     ideal = accounts * latency / workers
@@ -67,17 +72,37 @@ def main(accounts: int = ACCOUNTS, latency: float = LATENCY, limit: Tuple[int, f
     for label, run_limit in (("none", None), (f"{limit[0]}/{limit[1]:g} s", limit)):
         r = fan_out(accounts, latency, run_limit)
         rate_floor = accounts * run_limit[1] / run_limit[0] if run_limit else 0.0
-        rows.append([label, r["seconds"], r["fetch"], r["requests"], r["throttled"], ideal, rate_floor,
-                     r["seconds"] / max(ideal, rate_floor)])
+        rows.append(
+            [
+                label,
+                r["seconds"],
+                r["fetch"],
+                r["requests"],
+                r["throttled"],
+                ideal,
+                rate_floor,
+                r["seconds"] / max(ideal, rate_floor),
+            ]
+        )
     common.print_table(
         f"2. fan-out: {accounts:,} accounts, {latency * 1000:.0f} ms latency, {workers} workers ({origin})",
-        ["rate limit", "wall s", "extract (fetch) s", "requests", "429s", "ideal acc*lat/workers s",
-         "rate-limit floor s", "ratio wall/max(ideal, floor)"],
+        [
+            "rate limit",
+            "wall s",
+            "extract (fetch) s",
+            "requests",
+            "429s",
+            "ideal acc*lat/workers s",
+            "rate-limit floor s",
+            "ratio wall/max(ideal, floor)",
+        ],
         rows,
     )
     seconds, throttled = rows[-1][1], rows[-1][4]
     ok = seconds < TARGET_SECONDS and throttled == 0
-    print(f"target < {TARGET_SECONDS:.0f} s with zero 429s (rate-limited run): {common.verdict(ok)}")
+    print(
+        f"target < {TARGET_SECONDS:.0f} s with zero 429s (rate-limited run): {common.verdict(ok)}"
+    )
     return ok
 
 

@@ -16,7 +16,6 @@ import random
 import statistics
 import tempfile
 from pathlib import Path
-from typing import List
 
 from benchmarks import common
 
@@ -42,7 +41,7 @@ def drift(sandbox: object, day: int, rng: random.Random) -> None:
         sandbox.add_account(invoices=rng.randrange(*INVOICES))  # type: ignore[attr-defined]
 
 
-def schedule(runs: int, accounts: int) -> List[List[float]]:
+def schedule(runs: int, accounts: int) -> list[list[float]]:
     """One schedule in a fresh folder: per run its accounts, invoice versions, current invoices,
     extract, normalize + load and total seconds."""
     import duckdb
@@ -51,44 +50,62 @@ def schedule(runs: int, accounts: int) -> List[List[float]]:
     from sources.docusign_billing.sandbox import Sandbox
 
     rng = random.Random(4)
-    rows: List[List[float]] = []
-    with tempfile.TemporaryDirectory(prefix="bench-growth-") as tmp, Sandbox(
-        accounts=accounts, invoices_per_account=INVOICES, seed=23
-    ) as sandbox:
+    rows: list[list[float]] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-growth-") as tmp,
+        Sandbox(accounts=accounts, invoices_per_account=INVOICES, seed=23) as sandbox,
+    ):
         directory = Path(tmp)
         common.isolate(directory)
         for day in range(1, runs + 1):
             stages = common.Stages()
-            seconds = common.run_pipeline(directory, stages, **common.token_source_args(sandbox.base_url, sandbox.account_ids))
+            seconds = common.run_pipeline(
+                directory, stages, **common.token_source_args(sandbox.base_url, sandbox.account_ids)
+            )
             with duckdb.connect(str(directory / "bench.duckdb"), read_only=True) as db:
                 versions, current = db.execute(
                     f"SELECT count(*), count(*) FILTER (WHERE _dlt_valid_to IS NULL) FROM billing.{settings.INVOICES_TABLE}"
                 ).fetchall()[0]
             extract = stages.seconds().get("extracting", float("nan"))
-            rows.append([len(sandbox.account_ids), versions, current, extract, seconds - extract, seconds])
+            rows.append(
+                [len(sandbox.account_ids), versions, current, extract, seconds - extract, seconds]
+            )
             drift(sandbox, day, rng)
     return rows
 
 
 def main(runs: int = RUNS, accounts: int = ACCOUNTS, schedules: int = SCHEDULES) -> bool:
     results = [schedule(runs, accounts) for _ in range(schedules)]
-    rows: List[List[object]] = []
+    rows: list[list[object]] = []
     for day, per_schedule in enumerate(zip(*results), start=1):
         counts = per_schedule[0][:3]  # the same data in every schedule
-        rows.append([day, *counts, *(statistics.median(r[i] for r in per_schedule) for i in (3, 4, 5))])
+        rows.append(
+            [day, *counts, *(statistics.median(r[i] for r in per_schedule) for i in (3, 4, 5))]
+        )
     base = rows[min(1, len(rows) - 1)]
     for row in rows:
         row += [row[6] / base[6], row[5] / base[5]]  # type: ignore[operator]
     common.print_table(
         f"4. growth: {runs} daily runs, {accounts} accounts to start; medians of {schedules} schedules",
-        ["run", "accounts", "invoice versions", "current invoices", "extract (HTTP + parse) s",
-         "normalize + load s", "total s", "total / run 2", "normalize + load / run 2"],
+        [
+            "run",
+            "accounts",
+            "invoice versions",
+            "current invoices",
+            "extract (HTTP + parse) s",
+            "normalize + load s",
+            "total s",
+            "total / run 2",
+            "normalize + load / run 2",
+        ],
         rows,
     )
     ratio, history_ratio = rows[-1][-2], rows[-1][-1]
     ok = ratio <= TARGET_RATIO  # type: ignore[operator]
-    print(f"run {runs} / run 2 = {ratio:.2f} (normalize + load alone: {history_ratio:.2f}); target <= {TARGET_RATIO}:"
-          f" {common.verdict(ok)}")
+    print(
+        f"run {runs} / run 2 = {ratio:.2f} (normalize + load alone: {history_ratio:.2f}); target <= {TARGET_RATIO}:"
+        f" {common.verdict(ok)}"
+    )
     return ok
 
 

@@ -14,7 +14,6 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
-from typing import List
 
 from benchmarks import common
 
@@ -26,9 +25,10 @@ def main(runs: int = RUNS) -> bool:
     from sources.docusign_billing.sandbox import ACCESS_TOKEN, Sandbox
 
     script = Path(sys.executable).parent / "docusign-billing"
-    with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp, Sandbox(
-        accounts=1, invoices_per_account=3, seed=5
-    ) as sandbox:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp,
+        Sandbox(accounts=1, invoices_per_account=3, seed=5) as sandbox,
+    ):
         env = common.isolate(Path(tmp))
         env.update(
             SOURCES__DOCUSIGN_BILLING__ACCOUNT_IDS=sandbox.account_ids[0],
@@ -45,7 +45,7 @@ def main(runs: int = RUNS) -> bool:
         }
         medians = {}
         for label, command in commands.items():
-            times: List[float] = common.wall_times(command, runs + 1, cwd=tmp, env=env)[1:]
+            times: list[float] = common.wall_times(command, runs + 1, cwd=tmp, env=env)[1:]
             medians[label] = (statistics.median(times), min(times), max(times))
     floor = medians["python -c 'import dlt' (floor)"][0]
     common.print_table(

@@ -24,8 +24,9 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Sequence, Tuple
+from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 from benchmarks import common
@@ -60,11 +61,13 @@ class BodyFile:
     def __init__(self, path: Path, invoices: int) -> None:
         from sources.docusign_billing.sandbox.data import account_id_for, generate_response
 
-        self.index: Dict[str, Tuple[int, int]] = {}
+        self.index: dict[str, tuple[int, int]] = {}
         with path.open("wb") as out:
             for n in range(max(1, invoices // INVOICES_PER_ACCOUNT)):
                 account_id = account_id_for(SEED, n)
-                line = json.dumps(generate_response(SEED, n, account_id, INVOICES_PER_ACCOUNT, ITEMS_PER_INVOICE)).encode()
+                line = json.dumps(
+                    generate_response(SEED, n, account_id, INVOICES_PER_ACCOUNT, ITEMS_PER_INVOICE)
+                ).encode()
                 self.index[account_id] = (out.tell(), len(line))
                 out.write(line + b"\n")
         self._fd = os.open(path, os.O_RDONLY)
@@ -83,7 +86,7 @@ def duckdb_default_memory_limit() -> str:
     return f"{int(total_kib * 0.8 / 1024)}MB"
 
 
-def measure(invoices: int, directory: Path, duckdb_memory_limit: str = "") -> Dict[str, Any]:
+def measure(invoices: int, directory: Path, duckdb_memory_limit: str = "") -> dict[str, Any]:
     """Child process: one scale, pipeline first (its own RSS peak), then the lower bound."""
     import duckdb
 
@@ -92,12 +95,18 @@ def measure(invoices: int, directory: Path, duckdb_memory_limit: str = "") -> Di
 
     common.isolate(directory)
     if duckdb_memory_limit:  # the user's knob: [destination.duckdb.credentials] global_config
-        os.environ["DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG"] = json.dumps({"memory_limit": duckdb_memory_limit})
+        os.environ["DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG"] = json.dumps(
+            {"memory_limit": duckdb_memory_limit}
+        )
     bodies = BodyFile(directory / "bodies.jsonl", invoices)
     stages = common.Stages(track_rss=True)
-    with mock.patch.object(DocuSignClient, "past_due_invoices", lambda _self, account_id: bodies.body(account_id)):
+    with mock.patch.object(
+        DocuSignClient, "past_due_invoices", lambda _self, account_id: bodies.body(account_id)
+    ):
         seconds = common.run_pipeline(
-            directory, stages, **common.token_source_args("http://bench.invalid/restapi", list(bodies.index))
+            directory,
+            stages,
+            **common.token_source_args("http://bench.invalid/restapi", list(bodies.index)),
         )
 
     tables = (settings.INVOICES_TABLE, settings.ITEMS_TABLE, settings.SNAPSHOTS_TABLE)
@@ -123,7 +132,8 @@ def measure(invoices: int, directory: Path, duckdb_memory_limit: str = "") -> Di
     return {
         "dlt_floor_seconds": dlt_floor(arrow, directory / "floor"),
         "invoices": invoices,
-        "duckdb_memory_limit": duckdb_memory_limit or f"{settings.DUCKDB_GLOBAL_CONFIG['memory_limit']} (default)",
+        "duckdb_memory_limit": duckdb_memory_limit
+        or f"{settings.DUCKDB_GLOBAL_CONFIG['memory_limit']} (default)",
         "accounts": len(bodies.index),
         "rows": sum(rows.values()),
         "seconds": seconds,
@@ -133,7 +143,7 @@ def measure(invoices: int, directory: Path, duckdb_memory_limit: str = "") -> Di
     }
 
 
-def dlt_floor(arrow: Dict[str, "pa.Table"], directory: Path) -> float:
+def dlt_floor(arrow: dict[str, pa.Table], directory: Path) -> float:
     """Seconds for a plain dlt pipeline to load pre-built Arrow tables: extract, normalize, load."""
     import dlt
 
@@ -142,12 +152,17 @@ def dlt_floor(arrow: Dict[str, "pa.Table"], directory: Path) -> float:
     pipeline = dlt.pipeline(
         pipeline_name="dlt_floor",
         pipelines_dir=str(directory / "pipelines"),
-        destination=dlt.destinations.duckdb(duckdb_credentials(str(directory / "dlt_floor.duckdb"))),
+        destination=dlt.destinations.duckdb(
+            duckdb_credentials(str(directory / "dlt_floor.duckdb"))
+        ),
         dataset_name="floor",
     )
     resources = [
         dlt.resource(
-            [table.slice(start, FLOOR_CHUNK_ROWS) for start in range(0, table.num_rows, FLOOR_CHUNK_ROWS)],
+            [
+                table.slice(start, FLOOR_CHUNK_ROWS)
+                for start in range(0, table.num_rows, FLOOR_CHUNK_ROWS)
+            ],
             name=name,
             write_disposition="append",
         )
@@ -170,7 +185,9 @@ def main(scales: Sequence[int] = SCALES) -> bool:
             directory = Path(tmp) / f"{invoices}{limit}"
             env = common.isolate(directory)
             results.append(
-                common.run_child("benchmarks.throughput", ["--child", str(invoices), str(directory), limit], env)
+                common.run_child(
+                    "benchmarks.throughput", ["--child", str(invoices), str(directory), limit], env
+                )
             )
     rows = []
     uncapped = results.pop()
@@ -179,14 +196,39 @@ def main(scales: Sequence[int] = SCALES) -> bool:
         stages = " / ".join(f"{s:.1f}" for s in r["stages"].values())
         peaks = " / ".join(f"{m:.0f}" for m in r["stage_rss_mb"].values())
         rows.append(
-            [r["invoices"], r["duckdb_memory_limit"], r["rows"], r["seconds"], stages, r["rows"] / r["seconds"],
-             r["bound_seconds"], r["rows"] / r["bound_seconds"], ratio, r["dlt_floor_seconds"],
-             r["dlt_floor_seconds"] / r["bound_seconds"], max(r["stage_rss_mb"].values()), peaks]
+            [
+                r["invoices"],
+                r["duckdb_memory_limit"],
+                r["rows"],
+                r["seconds"],
+                stages,
+                r["rows"] / r["seconds"],
+                r["bound_seconds"],
+                r["rows"] / r["bound_seconds"],
+                ratio,
+                r["dlt_floor_seconds"],
+                r["dlt_floor_seconds"] / r["bound_seconds"],
+                max(r["stage_rss_mb"].values()),
+                peaks,
+            ]
         )
     common.print_table(
         "1. normalize + load throughput (pipeline from response bodies vs Arrow->DuckDB CTAS)",
-        ["invoices", "duckdb memory", "rows", "pipeline s", "extract/normalize/load s", "rows/s",
-         "bound s", "bound rows/s", "ratio", "dlt floor s", "floor ratio", "peak RSS MiB", "per stage MiB"],
+        [
+            "invoices",
+            "duckdb memory",
+            "rows",
+            "pipeline s",
+            "extract/normalize/load s",
+            "rows/s",
+            "bound s",
+            "bound rows/s",
+            "ratio",
+            "dlt floor s",
+            "floor ratio",
+            "peak RSS MiB",
+            "per stage MiB",
+        ],
         rows,
     )
     at = next(r for r in results if r["invoices"] == judged)
@@ -194,12 +236,16 @@ def main(scales: Sequence[int] = SCALES) -> bool:
     peaks = [max(r["stage_rss_mb"].values()) for r in results]
     rss_ok = max(peaks) < TARGET_RSS_MB
     flat = len(peaks) > 1 and peaks[-1] <= FLAT_FACTOR * peaks[-2]
-    print(f"target ratio <= {TARGET_RATIO}x at {judged:,} invoices: {common.verdict(ratio_ok)}"
-          f" (dlt alone, loading the same rows as pre-built Arrow tables: {at['dlt_floor_seconds'] / at['bound_seconds']:.1f}x)")
+    print(
+        f"target ratio <= {TARGET_RATIO}x at {judged:,} invoices: {common.verdict(ratio_ok)}"
+        f" (dlt alone, loading the same rows as pre-built Arrow tables: {at['dlt_floor_seconds'] / at['bound_seconds']:.1f}x)"
+    )
     print(f"target peak RSS < {TARGET_RSS_MB:.0f} MiB: {common.verdict(rss_ok)}")
     if len(peaks) > 1:
         growth = f"{peaks[-1] / peaks[-2]:.2f}x for {results[-1]['invoices'] / results[-2]['invoices']:.0f}x the rows"
-        print(f"target memory flat in N (largest peak <= {FLAT_FACTOR}x the next scale's; {growth}): {common.verdict(flat)}")
+        print(
+            f"target memory flat in N (largest peak <= {FLAT_FACTOR}x the next scale's; {growth}): {common.verdict(flat)}"
+        )
     else:
         print("target memory flat in N: not judged (one scale)")
     return ratio_ok and rss_ok and flat
@@ -207,7 +253,9 @@ def main(scales: Sequence[int] = SCALES) -> bool:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--child", nargs=3, metavar=("INVOICES", "DIR", "LIMIT"), help="internal: measure one scale")
+    parser.add_argument(
+        "--child", nargs=3, metavar=("INVOICES", "DIR", "LIMIT"), help="internal: measure one scale"
+    )
     parser.add_argument("--scales", type=int, nargs="+", default=list(SCALES))
     args = parser.parse_args()
     if args.child:

@@ -8,7 +8,8 @@ line on stderr; nothing of a failed run is loaded.
 import argparse
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.destination.exceptions import DestinationException, UnknownDestinationModule
@@ -25,10 +26,10 @@ def _progress(message: str) -> None:
     print(f"docusign-billing: {message}", file=sys.stderr, flush=True)
 
 
-def _causes(ex: BaseException) -> List[BaseException]:
+def _causes(ex: BaseException) -> list[BaseException]:
     """The exception and everything it wraps (dlt wraps errors of each pipeline step)."""
-    chain: List[BaseException] = []
-    current: Optional[BaseException] = ex
+    chain: list[BaseException] = []
+    current: BaseException | None = ex
     while current is not None and current not in chain:
         chain.append(current)
         current = getattr(current, "exception", None) or current.__cause__ or current.__context__
@@ -50,15 +51,20 @@ def explain(ex: BaseException) -> tuple[int, str]:
                 " or as SOURCES__DOCUSIGN_BILLING__... environment variables)"
             )
         if isinstance(cause, UnknownDestinationModule):
-            return EXIT_CONFIG, f"configuration error: unknown destination: {str(cause).splitlines()[0]}"
+            return (
+                EXIT_CONFIG,
+                f"configuration error: unknown destination: {str(cause).splitlines()[0]}",
+            )
     deepest = chain[-1]
     first_line = (str(deepest).strip().splitlines() or [type(deepest).__name__])[0]
-    kind = "destination error" if any(isinstance(c, DestinationException) for c in chain) else "error"
+    kind = (
+        "destination error" if any(isinstance(c, DestinationException) for c in chain) else "error"
+    )
     return EXIT_FAILED, f"{kind}: {first_line}"
 
 
-def _configured_source_args(args: argparse.Namespace) -> Dict[str, Any]:
-    source_args: Dict[str, Any] = {}
+def _configured_source_args(args: argparse.Namespace) -> dict[str, Any]:
+    source_args: dict[str, Any] = {}
     if args.accounts:
         source_args["account_ids"] = args.accounts
     if args.base_url:
@@ -66,11 +72,13 @@ def _configured_source_args(args: argparse.Namespace) -> Dict[str, Any]:
     return source_args
 
 
-def _sandbox_source_args(sandbox: Any) -> Dict[str, Any]:
+def _sandbox_source_args(sandbox: Any) -> dict[str, Any]:
     from sources.docusign_billing.auth import DocuSignCredentials
     from sources.docusign_billing.sandbox import ACCESS_TOKEN
 
-    _progress(f"sandbox API with {len(sandbox.account_ids)} synthetic accounts at {sandbox.base_url}")
+    _progress(
+        f"sandbox API with {len(sandbox.account_ids)} synthetic accounts at {sandbox.base_url}"
+    )
     return {
         "account_ids": sandbox.account_ids,
         "base_url": sandbox.base_url,
@@ -78,7 +86,7 @@ def _sandbox_source_args(sandbox: Any) -> Dict[str, Any]:
     }
 
 
-def _load_and_report(args: argparse.Namespace, source_args: Dict[str, Any]) -> int:
+def _load_and_report(args: argparse.Namespace, source_args: dict[str, Any]) -> int:
     pipeline = make_pipeline(args.destination, args.dataset, args.pipelines_dir, args.duckdb_file)
     started = time.monotonic()
     load(pipeline, progress=_progress, **source_args)
@@ -120,20 +128,28 @@ def build_parser() -> argparse.ArgumentParser:
     def add_load_options(command: argparse.ArgumentParser) -> None:
         command.add_argument("--destination", help="any dlt destination name (default: duckdb)")
         command.add_argument("--dataset", default=settings.DATASET_NAME, help="dataset/schema name")
-        command.add_argument("--duckdb-file", default=settings.DUCKDB_FILE, help="DuckDB file for duckdb")
-        command.add_argument("--pipelines-dir", help="where dlt keeps pipeline state (default: dlt's)")
+        command.add_argument(
+            "--duckdb-file", default=settings.DUCKDB_FILE, help="DuckDB file for duckdb"
+        )
+        command.add_argument(
+            "--pipelines-dir", help="where dlt keeps pipeline state (default: dlt's)"
+        )
 
     run = commands.add_parser("run", help="load the configured accounts")
     add_load_options(run)
     run.add_argument("--accounts", help="account ids, comma separated (overrides the config)")
-    run.add_argument("--base-url", help="e.g. https://demo.docusign.net/restapi (overrides the config)")
+    run.add_argument(
+        "--base-url", help="e.g. https://demo.docusign.net/restapi (overrides the config)"
+    )
 
     demo = commands.add_parser("demo", help="load synthetic accounts from the bundled sandbox API")
     add_load_options(demo)
     demo.add_argument("--demo-accounts", type=int, default=5, help="number of synthetic accounts")
     demo.add_argument("--seed", type=int, default=7, help="seed of the synthetic data")
 
-    commands.add_parser("accounts", help="list the accounts the OAuth credentials can reach; loads nothing")
+    commands.add_parser(
+        "accounts", help="list the accounts the OAuth credentials can reach; loads nothing"
+    )
 
     query = commands.add_parser("query", help="run SQL against the DuckDB file and print the rows")
     query.add_argument("sql")
@@ -141,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "query":

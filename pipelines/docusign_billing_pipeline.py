@@ -9,10 +9,11 @@ import gc
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any
 
 import dlt
 import pyarrow as pa
@@ -37,23 +38,25 @@ class Summary:
     accounts: int = 0
     invoices: int = 0
     items: int = 0
-    past_due: Dict[str, Decimal] = field(default_factory=dict)
-    failures: List[str] = field(default_factory=list)
+    past_due: dict[str, Decimal] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
     """One message per account whose call failed in the latest run."""
     seconds: float = 0.0
 
 
 def make_pipeline(
-    destination: Optional[str] = None,
+    destination: str | None = None,
     dataset_name: str = settings.DATASET_NAME,
-    pipelines_dir: Optional[str] = None,
+    pipelines_dir: str | None = None,
     duckdb_file: str = settings.DUCKDB_FILE,
 ) -> dlt.Pipeline:
     """DuckDB file in the working directory unless another dlt destination is named."""
     if destination in (None, "duckdb"):
         if os.path.splitext(os.path.basename(duckdb_file))[0] == dataset_name:
             # DuckDB cannot tell catalog from schema then and dlt's merge SQL fails to bind
-            raise ConfigError(f"the DuckDB file {duckdb_file!r} must not be named like the dataset {dataset_name!r}")
+            raise ConfigError(
+                f"the DuckDB file {duckdb_file!r} must not be named like the dataset {dataset_name!r}"
+            )
         target: Any = dlt.destinations.duckdb(duckdb_credentials(duckdb_file))
     else:
         target = destination
@@ -102,7 +105,9 @@ def release_freed_memory() -> None:
         pass  # not glibc: nothing to trim
 
 
-def load(pipeline: dlt.Pipeline, progress: Progress = lambda _: None, **source_args: Any) -> LoadInfo:
+def load(
+    pipeline: dlt.Pipeline, progress: Progress = lambda _: None, **source_args: Any
+) -> LoadInfo:
     """Extracts, normalizes and loads in explicit steps so a scheduler's log shows where time goes.
 
     Packages left pending by an interrupted run are normalized and loaded before the extract, so
@@ -124,7 +129,9 @@ def load(pipeline: dlt.Pipeline, progress: Progress = lambda _: None, **source_a
         release_freed_memory()
         progress(f"normalizing ({time.monotonic() - started:.1f} s)")
         pipeline.normalize()
-        progress(f"loading into {pipeline.destination.destination_name} ({time.monotonic() - started:.1f} s)")
+        progress(
+            f"loading into {pipeline.destination.destination_name} ({time.monotonic() - started:.1f} s)"
+        )
         return pipeline.load()
 
 
@@ -169,7 +176,12 @@ def format_summary(summary: Summary, pipeline: dlt.Pipeline) -> str:
             f" dataset {pipeline.dataset_name} in {summary.seconds:.1f} s",
             f"  past-due invoices: {summary.invoices}   invoice items: {summary.items}",
             f"  past-due total: {totals}",
-            *([f"  FAILED accounts: {len(summary.failures)}"] + [f"    {m}" for m in summary.failures] if summary.failures else []),
+            *(
+                [f"  FAILED accounts: {len(summary.failures)}"]
+                + [f"    {m}" for m in summary.failures]
+                if summary.failures
+                else []
+            ),
         ]
     )
 

@@ -72,9 +72,9 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable, List, Optional, Sequence, Set, Tuple
 
 import dlt
 from dlt.common.schema import Schema
@@ -95,12 +95,12 @@ FOLLOWUP_FORMATS = ("sql", "reference")
 class Recovery:
     """What `recover` repaired, for the run's log."""
 
-    stale_extracted: List[str] = field(default_factory=list)
+    stale_extracted: list[str] = field(default_factory=list)
     """Load ids whose stale extracted copy (and `load/new` leftover) was removed."""
-    restarted_loads: List[str] = field(default_factory=list)
+    restarted_loads: list[str] = field(default_factory=list)
     """Load ids whose staging loads restart from a clean staging dataset."""
 
-    def messages(self) -> List[str]:
+    def messages(self) -> list[str]:
         lines = []
         if self.stale_extracted:
             lines.append(
@@ -115,7 +115,7 @@ class Recovery:
         return lines
 
 
-RemoveRows = Callable[[str, Set[str]], None]
+RemoveRows = Callable[[str, set[str]], None]
 """Deletes a load id's rows from the named destination tables."""
 
 
@@ -129,13 +129,15 @@ def recover(pipeline: dlt.Pipeline) -> Recovery:
     normalized_dir = os.path.join(load_dir, LoadStorage.NORMALIZED_FOLDER)
     if os.path.isdir(normalized_dir):
         remove_atomic_write_leftovers(normalized_dir)
-        done.restarted_loads = restart_interrupted_loads(normalized_dir, partial(remove_rows, pipeline))
+        done.restarted_loads = restart_interrupted_loads(
+            normalized_dir, partial(remove_rows, pipeline)
+        )
     for message in done.messages():
         log.info(message)
     return done
 
 
-def remove_stale_extracted(normalize_dir: str, load_dir: str) -> List[str]:
+def remove_stale_extracted(normalize_dir: str, load_dir: str) -> list[str]:
     """Deletes `normalize/extracted/<id>` (and `load/new/<id>`) when `<id>` is normalized or loaded."""
     extracted = os.path.join(normalize_dir, NormalizeStorage.EXTRACTED_FOLDER)
     if not os.path.isdir(extracted):
@@ -148,7 +150,9 @@ def remove_stale_extracted(normalize_dir: str, load_dir: str) -> List[str]:
     removed = []
     for load_id in sorted(set(_dirs(extracted)) & moved_on):
         # scratch copy first: dlt rebuilds it from the extracted copy, never the other way round
-        shutil.rmtree(os.path.join(load_dir, LoadStorage.NEW_PACKAGES_FOLDER, load_id), ignore_errors=True)
+        shutil.rmtree(
+            os.path.join(load_dir, LoadStorage.NEW_PACKAGES_FOLDER, load_id), ignore_errors=True
+        )
         shutil.rmtree(os.path.join(extracted, load_id))
         removed.append(load_id)
     return removed
@@ -166,19 +170,20 @@ def remove_atomic_write_leftovers(storage_dir: str) -> None:
             os.remove(path)
 
 
-def remove_rows(pipeline: dlt.Pipeline, load_id: str, tables: Set[str]) -> None:
+def remove_rows(pipeline: dlt.Pipeline, load_id: str, tables: set[str]) -> None:
     """Deletes what a package's interrupted append jobs may have committed already."""
     with pipeline.sql_client() as client:
         for table in sorted(tables):
             try:
                 client.execute_sql(
-                    f"DELETE FROM {client.make_qualified_table_name(table)} WHERE _dlt_load_id = %s", load_id
+                    f"DELETE FROM {client.make_qualified_table_name(table)} WHERE _dlt_load_id = %s",
+                    load_id,
                 )
             except DatabaseUndefinedRelation:
                 pass  # never created: nothing of it committed
 
 
-def restart_interrupted_loads(normalized_dir: str, remove_appended_rows: RemoveRows) -> List[str]:
+def restart_interrupted_loads(normalized_dir: str, remove_appended_rows: RemoveRows) -> list[str]:
     """Restarts the staging work of every normalized package that may hold a replayed copy."""
     packages = PackageStorage(FileStorage(normalized_dir), LoadStorage.NORMALIZED_FOLDER)
     restarted = []
@@ -203,7 +208,7 @@ def restart_interrupted_loads(normalized_dir: str, remove_appended_rows: RemoveR
     return restarted
 
 
-def restart_staging_work(packages: PackageStorage, load_id: str, tables: Set[str]) -> None:
+def restart_staging_work(packages: PackageStorage, load_id: str, tables: set[str]) -> None:
     """Makes dlt truncate the staging tables of `tables` and run all their jobs again.
 
     Order matters for a kill during this function: the package is marked for re-initialization
@@ -218,9 +223,17 @@ def restart_staging_work(packages: PackageStorage, load_id: str, tables: Set[str
         # what dlt applied is what initialization must expect again (SQL clients only compare
         # schema version hashes, which the dataset already stores: no DDL runs twice). `save`
         # writes a temporary file and renames it: a kill never leaves half a JSON document
-        storage.save(update_path, storage.load(applied_path) if storage.has_file(applied_path) else "{}")
-    for state in (PackageStorage.STARTED_JOBS_FOLDER, PackageStorage.COMPLETED_JOBS_FOLDER, PackageStorage.NEW_JOBS_FOLDER):
-        for file_path in storage.list_folder_files(packages.get_job_state_folder_path(load_id, state)):
+        storage.save(
+            update_path, storage.load(applied_path) if storage.has_file(applied_path) else "{}"
+        )
+    for state in (
+        PackageStorage.STARTED_JOBS_FOLDER,
+        PackageStorage.COMPLETED_JOBS_FOLDER,
+        PackageStorage.NEW_JOBS_FOLDER,
+    ):
+        for file_path in storage.list_folder_files(
+            packages.get_job_state_folder_path(load_id, state)
+        ):
             file_name = FileStorage.get_file_name_from_file_path(file_path)
             job = ParsedLoadJobFileName.parse(file_name)
             if job.table_name not in tables:
@@ -229,17 +242,24 @@ def restart_staging_work(packages: PackageStorage, load_id: str, tables: Set[str
                 storage.delete(file_path)  # dlt creates it again when the table chain completes
             elif state != PackageStorage.NEW_JOBS_FOLDER:
                 storage.atomic_rename(
-                    file_path, packages.get_job_file_path(load_id, PackageStorage.NEW_JOBS_FOLDER, file_name)
+                    file_path,
+                    packages.get_job_file_path(load_id, PackageStorage.NEW_JOBS_FOLDER, file_name),
                 )
             # an outcome recorded for the old attempt must not finalize the new one
             packages.clear_pending_transition(load_id, file_name)
     storage.delete(applied_path)
 
 
-def _restartable_tables(schema: Schema, packages: PackageStorage, load_id: str) -> Tuple[Set[str], Set[str]]:
+def _restartable_tables(
+    schema: Schema, packages: PackageStorage, load_id: str
+) -> tuple[set[str], set[str]]:
     """Tables of the package's jobs that dlt stages or truncates in `initialize_package`, and the
     append tables whose rows of the package can be found again by `_dlt_load_id`."""
-    names = {job.table_name for _, job in packages.list_all_jobs_with_states(load_id) if job.table_name in schema.tables}
+    names = {
+        job.table_name
+        for _, job in packages.list_all_jobs_with_states(load_id)
+        if job.table_name in schema.tables
+    }
     staged = {name for name in names if get_write_disposition(schema.tables, name) != "append"}
     appended = {
         name
@@ -249,7 +269,7 @@ def _restartable_tables(schema: Schema, packages: PackageStorage, load_id: str) 
     return staged, appended
 
 
-def _needs_restart(packages: PackageStorage, load_id: str, tables: Set[str]) -> bool:
+def _needs_restart(packages: PackageStorage, load_id: str, tables: set[str]) -> bool:
     package = packages.get_package_path(load_id)
     if packages.storage.has_file(
         os.path.join(package, PackageStorage.APPLIED_SCHEMA_UPDATES_FILE_NAME)
@@ -260,11 +280,15 @@ def _needs_restart(packages: PackageStorage, load_id: str, tables: Set[str]) -> 
         job = ParsedLoadJobFileName.parse(file_name)
         if job.table_name not in tables or job.file_format == "sql":
             continue
-        outcome: Optional[Sequence[Optional[str]]] = packages.load_pending_transition(load_id, file_name)
+        outcome: Sequence[str | None] | None = packages.load_pending_transition(load_id, file_name)
         if outcome is None or outcome[0] not in ("completed", "failed"):
             return True  # its copy may have committed: resuming it would stage the rows twice
     return False
 
 
-def _dirs(path: str) -> List[str]:
-    return [name for name in os.listdir(path) if os.path.isdir(os.path.join(path, name))] if os.path.isdir(path) else []
+def _dirs(path: str) -> list[str]:
+    return (
+        [name for name in os.listdir(path) if os.path.isdir(os.path.join(path, name))]
+        if os.path.isdir(path)
+        else []
+    )

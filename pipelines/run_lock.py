@@ -8,8 +8,8 @@ crashed run never leaves a stale lock behind; the file itself stays and is reuse
 
 import fcntl
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import dlt
 

@@ -4,4 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test
 bash scripts/install-postgres.sh   # the warehouse tests start a throwaway PostgreSQL server
+.venv/bin/ruff check --quiet .          # lint (rules in pyproject.toml)
+.venv/bin/ruff format --check --quiet . # formatting, line length 100
 exec .venv/bin/python -m pytest "$@"

@@ -1,8 +1,9 @@
 """Shared fixtures: an isolated dlt home, a live sandbox API, and pipeline runs against it."""
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any
 
 import duckdb
 import pytest
@@ -12,7 +13,11 @@ from sources.docusign_billing.auth import DocuSignCredentials
 from sources.docusign_billing.sandbox import ACCESS_TOKEN, LEGACY_CREDENTIALS, Sandbox
 
 REPO = Path(__file__).resolve().parents[1]
-FAST_RETRIES: Dict[str, Any] = {"backoff_factor": 0.05, "max_retry_delay": 2.0, "request_timeout": 5.0}
+FAST_RETRIES: dict[str, Any] = {
+    "backoff_factor": 0.05,
+    "max_retry_delay": 2.0,
+    "request_timeout": 5.0,
+}
 
 TOKEN_CREDENTIALS = DocuSignCredentials(auth="token", access_token=ACCESS_TOKEN)
 LEGACY = DocuSignCredentials(auth="legacy", **LEGACY_CREDENTIALS)
@@ -45,7 +50,7 @@ class Runner:
         self.pipelines_dir = str(directory / "pipelines")
 
     def run(self, **source_args: Any) -> Any:
-        args: Dict[str, Any] = {
+        args: dict[str, Any] = {
             "account_ids": self.sandbox.account_ids,
             "base_url": self.sandbox.base_url,
             "credentials": TOKEN_CREDENTIALS,
@@ -55,23 +60,27 @@ class Runner:
         pipeline = make_pipeline(pipelines_dir=self.pipelines_dir, duckdb_file=self.duckdb_file)
         return load(pipeline, **args)
 
-    def rows(self, sql: str) -> List[tuple]:
+    def rows(self, sql: str) -> list[tuple]:
         if not os.path.exists(self.duckdb_file):
             return []
         with duckdb.connect(self.duckdb_file, read_only=True) as connection:
             return connection.sql(sql).fetchall()
 
-    def table(self, name: str, order: str = "1") -> List[tuple]:
+    def table(self, name: str, order: str = "1") -> list[tuple]:
         """Every row of a table, for before/after comparisons; empty if it does not exist yet."""
         exists = self.rows(
             f"SELECT 1 FROM information_schema.tables WHERE table_schema = 'billing' AND table_name = '{name}'"
         )
         return self.rows(f"SELECT * FROM billing.{name} ORDER BY {order}") if exists else []
 
-    def snapshot(self) -> Dict[str, List[tuple]]:
+    def snapshot(self) -> dict[str, list[tuple]]:
         return {
             name: self.table(name, "ALL")
-            for name in ("past_due_invoices", "past_due_invoices__invoice_items", "past_due_snapshots")
+            for name in (
+                "past_due_invoices",
+                "past_due_invoices__invoice_items",
+                "past_due_snapshots",
+            )
         }
 
 
@@ -81,10 +90,10 @@ def runner(sandbox: Sandbox, tmp_path: Path) -> Runner:
 
 
 @pytest.fixture
-def cli_env(tmp_path: Path) -> Callable[..., Dict[str, str]]:
+def cli_env(tmp_path: Path) -> Callable[..., dict[str, str]]:
     """Environment for the `docusign-billing` console script pointed at a sandbox."""
 
-    def make(sandbox: Sandbox, **extra: str) -> Dict[str, str]:
+    def make(sandbox: Sandbox, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
         env.update(
             DLT_DATA_DIR=str(tmp_path / "dlt"),

@@ -19,7 +19,8 @@ Kill points:
 import os
 import signal
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def _die() -> None:
@@ -56,8 +57,8 @@ def arm(point: str) -> None:
         table = point.split(":", 1)[1]
         _after(DuckDbCopyJob, "run", lambda job: job.load_table_name == table)
     elif point == "load-merge":
-        from dlt.destinations.sql_jobs import SqlMergeFollowupJob  # noqa: F401 (the job class runs SqlLoadJob.run)
         from dlt.destinations.job_client_impl import SqlLoadJob
+        from dlt.destinations.sql_jobs import SqlMergeFollowupJob  # noqa: F401 (the job class runs SqlLoadJob.run)
 
         _after(SqlLoadJob, "run", lambda job: "past_due_invoices" in job.file_name())
     elif point == "load-complete":

@@ -3,9 +3,9 @@
 import os
 import subprocess
 import sys
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterator, List, Sequence
 
 import pytest
 
@@ -19,16 +19,20 @@ TABLES = ("past_due_invoices", "past_due_invoices__invoice_items", "past_due_sna
 TIMESTAMPS = ("_dlt_valid_from", "_dlt_valid_to", "snapshot_at", "_dlt_load_id")
 
 
-def cli(*args: str, env: Dict[str, str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([CLI, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
+def cli(
+    *args: str, env: dict[str, str], cwd: Path, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [CLI, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout
+    )
 
 
-def with_repo_on_path(env: Dict[str, str]) -> Dict[str, str]:
+def with_repo_on_path(env: dict[str, str]) -> dict[str, str]:
     """For `python -m tests.helpers_...` subprocesses: the test package must be importable."""
     return {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))}
 
 
-def columns(runner, table: str) -> List[str]:
+def columns(runner, table: str) -> list[str]:
     return [
         name
         for (name,) in runner.rows(
@@ -38,7 +42,7 @@ def columns(runner, table: str) -> List[str]:
     ]
 
 
-def content(runner, table: str, exclude: Sequence[str] = TIMESTAMPS) -> List[tuple]:
+def content(runner, table: str, exclude: Sequence[str] = TIMESTAMPS) -> list[tuple]:
     """Every row of `table` without the run-time columns, sorted: comparable across datasets."""
     kept = [c for c in columns(runner, table) if c not in exclude]
     if not kept:
@@ -47,21 +51,31 @@ def content(runner, table: str, exclude: Sequence[str] = TIMESTAMPS) -> List[tup
     return sorted(runner.rows(f"SELECT {select} FROM billing.{table}"), key=repr)
 
 
-def current_invoices(runner) -> List[tuple]:
+def current_invoices(runner) -> list[tuple]:
     """The current versions without timestamps: what "past due now" means."""
     kept = [c for c in columns(runner, "past_due_invoices") if c not in TIMESTAMPS]
     select = ", ".join(f'"{c}"' for c in kept)
-    return sorted(runner.rows(f"SELECT {select} FROM {INVOICES} WHERE _dlt_valid_to IS NULL"), key=repr)
+    return sorted(
+        runner.rows(f"SELECT {select} FROM {INVOICES} WHERE _dlt_valid_to IS NULL"), key=repr
+    )
 
 
 def assert_consistent(runner) -> None:
     """Dataset invariants that hold after any sequence of successful, failed or killed runs."""
     # no duplicate snapshot rows
-    assert runner.rows(f"SELECT account_id, snapshot_at FROM {SNAPSHOTS} GROUP BY ALL HAVING count(*) > 1") == []
+    assert (
+        runner.rows(
+            f"SELECT account_id, snapshot_at FROM {SNAPSHOTS} GROUP BY ALL HAVING count(*) > 1"
+        )
+        == []
+    )
     # no invoice has two current versions, and a version row is never stored twice
-    assert runner.rows(
-        f"SELECT account_id, invoice_id FROM {INVOICES} WHERE _dlt_valid_to IS NULL GROUP BY ALL HAVING count(*) > 1"
-    ) == []
+    assert (
+        runner.rows(
+            f"SELECT account_id, invoice_id FROM {INVOICES} WHERE _dlt_valid_to IS NULL GROUP BY ALL HAVING count(*) > 1"
+        )
+        == []
+    )
     assert runner.rows(f"SELECT _dlt_id FROM {INVOICES} GROUP BY ALL HAVING count(*) > 1") == []
     # items: never twice, never orphaned (each joins its invoice version by plain keys and linkage)
     assert runner.rows(f"SELECT _dlt_id FROM {ITEMS} GROUP BY ALL HAVING count(*) > 1") == []
@@ -83,7 +97,10 @@ def loaded_runner(directory: Path) -> Iterator[Runner]:
     whose tests each make one run fail and check that the tables did not move."""
     from sources.docusign_billing.sandbox import Sandbox
 
-    with pytest.MonkeyPatch.context() as patch, Sandbox(accounts=3, invoices_per_account=(2, 5), seed=11) as api:
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        Sandbox(accounts=3, invoices_per_account=(2, 5), seed=11) as api,
+    ):
         patch.setenv("DLT_DATA_DIR", str(directory / "dlt"))
         patch.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
         runner = Runner(api, directory)

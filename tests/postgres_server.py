@@ -23,7 +23,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import psycopg2
 
@@ -85,19 +85,21 @@ def free_port() -> int:
 class PostgresServer:
     """One private cluster; `start()`/`stop()` or use it as a context manager."""
 
-    def __init__(self, user: str = "billing", database: str = "billing_test", password: Optional[str] = None):
+    def __init__(
+        self, user: str = "billing", database: str = "billing_test", password: str | None = None
+    ):
         self.user = user
         self.database = database
         self.password = password or f"pw-{secrets.token_hex(12)}"
         self.host = "127.0.0.1"
         self.port = 0
-        self.root: Optional[Path] = None
-        self._bin: Optional[Path] = None
-        self._run_as: Dict[str, Any] = {}
+        self.root: Path | None = None
+        self._bin: Path | None = None
+        self._run_as: dict[str, Any] = {}
         self._started = False
 
     # lifecycle -------------------------------------------------------------------------------
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         if self._started:
             return self
         self._bin = find_bin_dir()  # before creating anything: a missing install is a clean error
@@ -115,7 +117,9 @@ class PostgresServer:
     def stop(self) -> None:
         """Stops the server (if it runs) and removes the whole temp dir; safe to call twice."""
         if self._started and self.root is not None:
-            result = self._tool("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "immediate", "-w", "-t", "30")
+            result = self._tool(
+                "pg_ctl", "stop", "-D", str(self.data_dir), "-m", "immediate", "-w", "-t", "30"
+            )
             if result.returncode != 0:
                 self._kill_postmaster()
             self._started = False
@@ -123,7 +127,7 @@ class PostgresServer:
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
 
-    def __enter__(self) -> "PostgresServer":
+    def __enter__(self) -> PostgresServer:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -139,10 +143,10 @@ class PostgresServer:
     def url(self) -> str:
         return self.url_with(self.password)
 
-    def url_with(self, password: str, database: Optional[str] = None) -> str:
+    def url_with(self, password: str, database: str | None = None) -> str:
         return f"postgresql://{self.user}:{password}@{self.host}:{self.port}/{database or self.database}"
 
-    def connect(self, database: Optional[str] = None, superuser: bool = False) -> Any:
+    def connect(self, database: str | None = None, superuser: bool = False) -> Any:
         """A psycopg2 connection (autocommit) as the test user, or as the trusted superuser."""
         connection = psycopg2.connect(
             host=self.host,
@@ -163,7 +167,9 @@ class PostgresServer:
     # steps ------------------------------------------------------------------------------------
     def _prepare_root(self) -> None:
         base = tempfile.gettempdir()
-        if len(base) > 60 or not os.access(base, os.W_OK):  # unix socket paths are limited to ~107 bytes
+        if len(base) > 60 or not os.access(
+            base, os.W_OK
+        ):  # unix socket paths are limited to ~107 bytes
             base = "/tmp"
         self.root = Path(tempfile.mkdtemp(prefix="pgtest-", dir=base))
         if os.geteuid() == 0:
@@ -172,14 +178,20 @@ class PostgresServer:
             try:
                 account = pwd.getpwnam(_OS_USER)
             except KeyError:
-                subprocess.run(["useradd", "--system", "--user-group", _OS_USER], check=True, capture_output=True)
+                subprocess.run(
+                    ["useradd", "--system", "--user-group", _OS_USER],
+                    check=True,
+                    capture_output=True,
+                )
                 account = pwd.getpwnam(_OS_USER)
             os.chown(self.root, account.pw_uid, account.pw_gid)
             self._run_as = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
         os.chmod(self.root, 0o700)
         # the temp dir's parents must be traversable by the server's OS user
         if self._run_as and not self._accessible_to_server(self.root.parent):
-            raise PostgresServerError(f"{self.root.parent} is not accessible to the {_OS_USER} OS user")
+            raise PostgresServerError(
+                f"{self.root.parent} is not accessible to the {_OS_USER} OS user"
+            )
 
     def _accessible_to_server(self, directory: Path) -> bool:
         return self._run(["test", "-x", str(directory)]).returncode == 0
@@ -187,8 +199,10 @@ class PostgresServer:
     def _initdb(self) -> None:
         result = self._tool(
             "initdb",
-            "-D", str(self.data_dir),
-            "-U", _SUPERUSER,
+            "-D",
+            str(self.data_dir),
+            "-U",
+            _SUPERUSER,
             "--auth=trust",
             "--encoding=UTF8",
             "--no-locale",
@@ -196,8 +210,17 @@ class PostgresServer:
             "--no-instructions",
         )
         if result.returncode != 0 and "--no-instructions" in result.stderr:  # PostgreSQL < 14
-            result = self._tool("initdb", "-D", str(self.data_dir), "-U", _SUPERUSER, "--auth=trust",
-                                "--encoding=UTF8", "--no-locale", "--no-sync")
+            result = self._tool(
+                "initdb",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                _SUPERUSER,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-locale",
+                "--no-sync",
+            )
         if result.returncode != 0:
             raise PostgresServerError(f"initdb failed:\n{result.stdout}\n{result.stderr}")
         # TCP on 127.0.0.1 only: the superuser is trusted, everyone else gives a password
@@ -223,10 +246,19 @@ class PostgresServer:
                 "password_encryption": "scram-sha-256",
             }
             self._write_as_server(
-                self.data_dir / "postgresql.auto.conf", "".join(f"{k} = '{v}'\n" for k, v in settings.items())
+                self.data_dir / "postgresql.auto.conf",
+                "".join(f"{k} = '{v}'\n" for k, v in settings.items()),
             )
             result = self._tool(
-                "pg_ctl", "start", "-D", str(self.data_dir), "-l", str(self.root / "server.log"), "-w", "-t", "30"
+                "pg_ctl",
+                "start",
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.root / "server.log"),
+                "-w",
+                "-t",
+                "30",
             )
             if result.returncode == 0:
                 self._started = True
@@ -244,7 +276,9 @@ class PostgresServer:
                 return
             except psycopg2.OperationalError as ex:
                 if time.monotonic() > deadline:
-                    raise PostgresServerError(f"server did not accept connections: {ex}\n{self.log()}") from None
+                    raise PostgresServerError(
+                        f"server did not accept connections: {ex}\n{self.log()}"
+                    ) from None
                 time.sleep(0.05)
 
     def _create_user_and_database(self) -> None:
@@ -267,7 +301,7 @@ class PostgresServer:
         return self.url_with(self.password, database=name)
 
     # process helpers --------------------------------------------------------------------------
-    def _run(self, command: List[str]) -> subprocess.CompletedProcess:
+    def _run(self, command: list[str]) -> subprocess.CompletedProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env.update(LC_ALL="C", LANG="C", TZ="UTC")
         if self._run_as:

@@ -3,7 +3,7 @@
 import json
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -53,7 +53,9 @@ def test_many_batches_load_and_keep_history_like_one(many, tmp_path, monkeypatch
     monkeypatch.setattr(settings, "BATCH_BYTES", SMALL_BATCH)
     threads = _builds(monkeypatch)
     split.run()
-    assert sum(name.startswith("docusign-parse") for name in threads) >= 3  # typed in worker threads
+    assert (
+        sum(name.startswith("docusign-parse") for name in threads) >= 3
+    )  # typed in worker threads
     many.pay_invoice(first, many.response(first)["billingInvoices"][0]["invoiceId"])
     many.set_balance(last, many.response(last)["billingInvoices"][-1]["invoiceId"], "1.23")
     monkeypatch.setattr(settings, "BATCH_BYTES", 5_000_000)
@@ -63,7 +65,9 @@ def test_many_batches_load_and_keep_history_like_one(many, tmp_path, monkeypatch
     for table in TABLES:
         assert content(split, table) == content(one, table)
     assert current_invoices(split) == current_invoices(one)
-    assert split.rows("SELECT count(*) FROM billing.past_due_invoices WHERE _dlt_valid_to IS NOT NULL") == [(2,)]
+    assert split.rows(
+        "SELECT count(*) FROM billing.past_due_invoices WHERE _dlt_valid_to IS NOT NULL"
+    ) == [(2,)]
 
 
 def test_bad_value_in_a_middle_batch_loads_nothing_of_the_run(many, tmp_path, small_batches):
@@ -87,13 +91,15 @@ def test_bad_value_in_a_middle_batch_loads_nothing_of_the_run(many, tmp_path, sm
 def _responses(accounts):
     for n in range(accounts):
         account_id = account_id_for(5, n)
-        body = json.dumps(generate_response(5, n, account_id, invoices=3, items_per_invoice=2)).encode()
+        body = json.dumps(
+            generate_response(5, n, account_id, invoices=3, items_per_invoice=2)
+        ).encode()
         yield AccountResponse(account_id, raw=RawBody(body, "application/json"))
 
 
 def test_batches_come_out_in_the_order_they_filled(small_batches):
     """The first batch is typed slowest; it still comes first, and the last names every account."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     slow = {"next": True}
 
     class SlowFirst(BatchParser):
@@ -111,7 +117,7 @@ def test_batches_come_out_in_the_order_they_filled(small_batches):
 
 def test_a_failing_batch_stops_the_batches_after_it(small_batches):
     """The error of an earlier batch surfaces, never a later batch ahead of it."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     built = []
 
     class FailSecond(BatchParser):

@@ -15,12 +15,21 @@ README_SQL = re.findall(r"```sql\n(.*?)```", (REPO / "README.md").read_text(), r
 
 
 def cli(*args, env=None, cwd=None):
-    return subprocess.run([CLI, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [CLI, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
+    )
 
 
 def _one_line_error(result, code):
     assert result.returncode == code, result.stderr
-    errors = [line for line in result.stderr.splitlines() if not line.startswith("docusign-billing: ") or "error" in line or "failed" in line or "HTTP" in line]
+    errors = [
+        line
+        for line in result.stderr.splitlines()
+        if not line.startswith("docusign-billing: ")
+        or "error" in line
+        or "failed" in line
+        or "HTTP" in line
+    ]
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) <= 4  # progress lines at most, then the error
     return result.stderr.strip().splitlines()[-1], errors
@@ -61,16 +70,29 @@ def test_run_with_environment_config(sandbox, cli_env, tmp_path):
 @pytest.mark.parametrize(
     "args, extra_env, expected",
     [
-        (["run"], {"SOURCES__DOCUSIGN_BILLING__ACCOUNT_IDS": "", "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__AUTH": "legacy"}, "no account ids"),
+        (
+            ["run"],
+            {
+                "SOURCES__DOCUSIGN_BILLING__ACCOUNT_IDS": "",
+                "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__AUTH": "legacy",
+            },
+            "no account ids",
+        ),
         (["run"], {"SOURCES__DOCUSIGN_BILLING__ACCOUNTS": "some"}, "is not one of all, default"),
         (["run", "--accounts", "not an id!"], {}, "is not a DocuSign account id"),
         (["run"], {"SOURCES__DOCUSIGN_BILLING__CREDENTIALS__AUTH": "kerberos"}, "is not one of"),
         (["run", "--base-url", "demo.docusign.net"], {}, "base_url"),
         (["run", "--destination", "no_such_destination"], {}, "destination"),
-        (["run", "--dataset", "same", "--duckdb-file", "same.duckdb"], {}, "must not be named like the dataset"),
+        (
+            ["run", "--dataset", "same", "--duckdb-file", "same.duckdb"],
+            {},
+            "must not be named like the dataset",
+        ),
     ],
 )
-def test_configuration_errors_exit_2_with_one_line(sandbox, cli_env, tmp_path, args, extra_env, expected):
+def test_configuration_errors_exit_2_with_one_line(
+    sandbox, cli_env, tmp_path, args, extra_env, expected
+):
     result = cli(*args, env=cli_env(sandbox, **extra_env), cwd=tmp_path)
     last, _ = _one_line_error(result, 2)
     assert "configuration error" in last and expected in last
@@ -136,10 +158,24 @@ def test_secrets_never_in_output_or_files(sandbox, cli_env, tmp_path):
 
 def test_pipeline_script_runs_like_the_cli(sandbox, cli_env, tmp_path):
     script = str(REPO / "pipelines" / "docusign_billing_pipeline.py")
-    result = subprocess.run([sys.executable, script], env=cli_env(sandbox), cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, script],
+        env=cli_env(sandbox),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert f"loaded {len(sandbox.account_ids)} accounts" in result.stdout
     broken = subprocess.run(
-        [sys.executable, script, "--base-url", "nope"], env=cli_env(sandbox), cwd=tmp_path, capture_output=True, text=True, timeout=120
+        [sys.executable, script, "--base-url", "nope"],
+        env=cli_env(sandbox),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
-    assert broken.returncode == 2 and "Traceback" not in broken.stderr and "base_url" in broken.stderr
+    assert (
+        broken.returncode == 2 and "Traceback" not in broken.stderr and "base_url" in broken.stderr
+    )

@@ -53,11 +53,23 @@ def test_two_console_runs_at_once_on_one_pipeline_folder(sandbox, runner, cli_en
     before = runner.snapshot()
     sandbox.latency = 2.5  # the winner is still extracting when the loser starts
     env, args = cli_env(sandbox), _args(runner.pipelines_dir, runner.duckdb_file)
-    first = subprocess.Popen([CLI, *args], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [CLI, *args],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 30
-    while len(sandbox.requests) < len(before["past_due_snapshots"]) + 1 and time.monotonic() < deadline:
+    while (
+        len(sandbox.requests) < len(before["past_due_snapshots"]) + 1
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.02)  # the first run holds the lock once it calls the API
-    second = subprocess.run([CLI, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    second = subprocess.run(
+        [CLI, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert first.poll() is None, "the second run must have failed while the first was still running"
     out, err = first.communicate(timeout=60)
     assert first.returncode == 0, err
@@ -72,7 +84,9 @@ def test_two_console_runs_at_once_on_one_pipeline_folder(sandbox, runner, cli_en
     after = runner.snapshot()
     assert after["past_due_invoices"] == before["past_due_invoices"]
     assert after["past_due_invoices__invoice_items"] == before["past_due_invoices__invoice_items"]
-    assert len(after["past_due_snapshots"]) == 2 * len(before["past_due_snapshots"])  # exactly one more run
+    assert len(after["past_due_snapshots"]) == 2 * len(
+        before["past_due_snapshots"]
+    )  # exactly one more run
 
 
 def test_two_pipeline_folders_on_one_duckdb_file(sandbox, runner, cli_env, tmp_path):
@@ -81,31 +95,53 @@ def test_two_pipeline_folders_on_one_duckdb_file(sandbox, runner, cli_env, tmp_p
     other.pipelines_dir = str(tmp_path / "other-pipelines")
     env = with_repo_on_path(cli_env(sandbox))
     holder = subprocess.Popen(
-        [sys.executable, "-m", "tests.helpers_killer", "load-pause:2.5", *_args(other.pipelines_dir, runner.duckdb_file)],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tests.helpers_killer",
+            "load-pause:2.5",
+            *_args(other.pipelines_dir, runner.duckdb_file),
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     seen = ""
     while "paused in load" not in seen and holder.poll() is None:
         seen += holder.stderr.readline()
     assert "paused in load" in seen, seen
-    sandbox.set_balance(sandbox.account_ids[0], sandbox.response(sandbox.account_ids[0])["billingInvoices"][0]["invoiceId"], "7.77")
+    sandbox.set_balance(
+        sandbox.account_ids[0],
+        sandbox.response(sandbox.account_ids[0])["billingInvoices"][0]["invoiceId"],
+        "7.77",
+    )
     requests = len(sandbox.requests)
     with pytest.raises(Exception) as error:
         runner.run()
     code, message = explain(error.value)
     assert code == EXIT_FAILED
-    assert message.startswith("destination error: ") and "lock" in message and runner.duckdb_file in message
+    assert (
+        message.startswith("destination error: ")
+        and "lock" in message
+        and runner.duckdb_file in message
+    )
     # the source reads which item versions are loaded before its first API call: it fails at once
     assert len(sandbox.requests) == requests
     assert holder.wait(timeout=60) == 0, holder.stderr.read()
     # the holder's run is whole; ours left nothing in the dataset
     assert_consistent(runner)
     assert len(runner.rows("SELECT DISTINCT snapshot_at FROM billing.past_due_snapshots")) == 1
-    assert runner.rows("SELECT count(*) FROM billing.past_due_invoices WHERE balance = 7.77") == [(0,)]
+    assert runner.rows("SELECT count(*) FROM billing.past_due_invoices WHERE balance = 7.77") == [
+        (0,)
+    ]
     # our next run loads normally: nothing lost, nothing twice
     runner.run()
     assert_consistent(runner)
-    runs = runner.rows("SELECT snapshot_at, count(*) FROM billing.past_due_snapshots GROUP BY 1 ORDER BY 1")
+    runs = runner.rows(
+        "SELECT snapshot_at, count(*) FROM billing.past_due_snapshots GROUP BY 1 ORDER BY 1"
+    )
     assert [n for _, n in runs] == [len(sandbox.account_ids)] * 2
     assert runner.rows(
         "SELECT count(*) FROM billing.past_due_invoices WHERE balance = 7.77 AND _dlt_valid_to IS NULL"

@@ -21,22 +21,39 @@ def _expected(sandbox):
     invoices, items, snapshots = {}, {}, {}
     for account_id in sandbox.account_ids:
         body = sandbox.response(account_id)
-        snapshots[account_id] = (parse_decimal(body["pastDueBalance"]), len(body["billingInvoices"]))
+        snapshots[account_id] = (
+            parse_decimal(body["pastDueBalance"]),
+            len(body["billingInvoices"]),
+        )
         for invoice in body["billingInvoices"]:
             invoices[(account_id, invoice["invoiceId"])] = parse_decimal(invoice["balance"])
             for item in invoice["invoiceItems"]:
-                items[(account_id, invoice["invoiceId"], item["invoiceItemId"])] = parse_decimal(item["chargeAmount"])
+                items[(account_id, invoice["invoiceId"], item["invoiceItemId"])] = parse_decimal(
+                    item["chargeAmount"]
+                )
     return invoices, items, snapshots
 
 
 def _assert_loaded_exactly(runner, sandbox, runs=1):
     invoices, items, snapshots = _expected(sandbox)
-    assert dict(((a, i), b) for a, i, b in runner.rows(
-        f"SELECT account_id, invoice_id, balance FROM {INVOICES} WHERE _dlt_valid_to IS NULL"
-    )) == invoices
-    assert dict(((a, i, n), c) for a, i, n, c in runner.rows(
-        f"SELECT account_id, invoice_id, invoice_item_id, charge_amount FROM {ITEMS}"
-    )) == items
+    assert (
+        dict(
+            ((a, i), b)
+            for a, i, b in runner.rows(
+                f"SELECT account_id, invoice_id, balance FROM {INVOICES} WHERE _dlt_valid_to IS NULL"
+            )
+        )
+        == invoices
+    )
+    assert (
+        dict(
+            ((a, i, n), c)
+            for a, i, n, c in runner.rows(
+                f"SELECT account_id, invoice_id, invoice_item_id, charge_amount FROM {ITEMS}"
+            )
+        )
+        == items
+    )
     latest = runner.rows(
         f"SELECT account_id, past_due_balance, invoice_count FROM {SNAPSHOTS}"
         f" WHERE snapshot_at = (SELECT max(snapshot_at) FROM {SNAPSHOTS})"
@@ -86,7 +103,9 @@ def test_mixed_faults_across_accounts(runner, sandbox):
     """Each account meets a different sequence of faults; all are retried and the load is exact."""
     runner.run()
     first, second, third = sandbox.account_ids
-    sandbox.set_balance(second, sandbox.response(second)["billingInvoices"][0]["invoiceId"], "$12,345.67")
+    sandbox.set_balance(
+        second, sandbox.response(second)["billingInvoices"][0]["invoiceId"], "$12,345.67"
+    )
     sandbox.inject("502", account_id=first)
     sandbox.inject("reset", account_id=first)
     sandbox.inject("429", account_id=first, retry_after=1)
@@ -97,7 +116,11 @@ def test_mixed_faults_across_accounts(runner, sandbox):
     sandbox.inject("reset", account_id=third)
     runner.run(**{**STORM, "max_retry_delay": 0.2})
     assert _statuses(sandbox, first)[-4:] == [502, None, 429, 200]
-    assert _statuses(sandbox, second)[-3:] == [None, 500, 200]  # the hang is abandoned by the timeout
+    assert _statuses(sandbox, second)[-3:] == [
+        None,
+        500,
+        200,
+    ]  # the hang is abandoned by the timeout
     assert _statuses(sandbox, third)[-4:] == [504, 503, None, 200]
     _assert_loaded_exactly(runner, sandbox, runs=2)
 
@@ -112,11 +135,15 @@ EXHAUSTED = [
 
 
 @pytest.mark.parametrize("fault, options, expected", EXHAUSTED)
-def test_retries_run_out_on_every_account_fails_the_run_and_changes_nothing(runner, sandbox, fault, options, expected):
+def test_retries_run_out_on_every_account_fails_the_run_and_changes_nothing(
+    runner, sandbox, fault, options, expected
+):
     runner.run()
     before = runner.snapshot()
     account = sandbox.account_ids[1]
-    sandbox.set_balance(account, sandbox.response(account)["billingInvoices"][0]["invoiceId"], "1.00")
+    sandbox.set_balance(
+        account, sandbox.response(account)["billingInvoices"][0]["invoiceId"], "1.00"
+    )
     sandbox.inject(fault, times=3 * len(sandbox.account_ids), **options)
     started = time.monotonic()
     with pytest.raises(Exception) as error:
@@ -126,14 +153,18 @@ def test_retries_run_out_on_every_account_fails_the_run_and_changes_nothing(runn
     assert code == EXIT_FAILED
     assert message.startswith("account ") and expected in message, message
     assert any(a in message for a in sandbox.account_ids) and "\n" not in message
-    assert len([r for r in sandbox.requests if r["status"] != 200]) == 3 * len(sandbox.account_ids)  # max_attempts each
+    assert len([r for r in sandbox.requests if r["status"] != 200]) == 3 * len(
+        sandbox.account_ids
+    )  # max_attempts each
     assert runner.snapshot() == before
     runner.run()  # the fault is gone: the next run loads everything, including the new balance
     _assert_loaded_exactly(runner, sandbox, runs=2)
 
 
 @pytest.mark.parametrize("fault, options, expected", [EXHAUSTED[0], EXHAUSTED[-1]])
-def test_retries_run_out_on_one_account_keeps_its_history_and_loads_the_others(runner, sandbox, fault, options, expected):
+def test_retries_run_out_on_one_account_keeps_its_history_and_loads_the_others(
+    runner, sandbox, fault, options, expected
+):
     runner.run()
     flaky, other = sandbox.account_ids[1], sandbox.account_ids[2]
     history = runner.rows(f"SELECT * FROM {INVOICES} WHERE account_id = '{flaky}' ORDER BY ALL")
@@ -141,8 +172,13 @@ def test_retries_run_out_on_one_account_keeps_its_history_and_loads_the_others(r
     sandbox.set_balance(other, sandbox.response(other)["billingInvoices"][0]["invoiceId"], "2.00")
     sandbox.inject(fault, times=3, account_id=flaky, **options)
     runner.run(max_attempts=3, backoff_factor=0.02, max_retry_delay=0.2, request_timeout=0.4)
-    assert runner.rows(f"SELECT * FROM {INVOICES} WHERE account_id = '{flaky}' ORDER BY ALL") == history
-    assert runner.rows(f"SELECT count(*) FROM {INVOICES} WHERE account_id = '{other}' AND balance = 2") == [(1,)]
+    assert (
+        runner.rows(f"SELECT * FROM {INVOICES} WHERE account_id = '{flaky}' ORDER BY ALL")
+        == history
+    )
+    assert runner.rows(
+        f"SELECT count(*) FROM {INVOICES} WHERE account_id = '{other}' AND balance = 2"
+    ) == [(1,)]
     errors = runner.rows("SELECT account_id, message FROM billing.account_errors")
     assert len(errors) == 1 and errors[0][0] == flaky and expected in errors[0][1]
     assert_consistent(runner)
@@ -150,19 +186,32 @@ def test_retries_run_out_on_one_account_keeps_its_history_and_loads_the_others(r
     _assert_loaded_exactly(runner, sandbox, runs=3)
 
 
-def test_console_script_exits_1_and_changes_nothing_when_retries_run_out(runner, sandbox, cli_env, tmp_path):
+def test_console_script_exits_1_and_changes_nothing_when_retries_run_out(
+    runner, sandbox, cli_env, tmp_path
+):
     runner.run()
     before = runner.snapshot()
     sandbox.inject("502", times=20)
     result = cli(
-        "run", "--pipelines-dir", runner.pipelines_dir, "--duckdb-file", runner.duckdb_file,
-        env=cli_env(sandbox, SOURCES__DOCUSIGN_BILLING__MAX_ATTEMPTS="2", SOURCES__DOCUSIGN_BILLING__MAX_RETRY_DELAY="0.1"),
+        "run",
+        "--pipelines-dir",
+        runner.pipelines_dir,
+        "--duckdb-file",
+        runner.duckdb_file,
+        env=cli_env(
+            sandbox,
+            SOURCES__DOCUSIGN_BILLING__MAX_ATTEMPTS="2",
+            SOURCES__DOCUSIGN_BILLING__MAX_RETRY_DELAY="0.1",
+        ),
         cwd=tmp_path,
     )
     assert result.returncode == EXIT_FAILED, result.stderr
     last = result.stderr.strip().splitlines()[-1]
     # accounts are fetched concurrently: any of them may be the one reported
-    assert any(last.startswith(f"docusign-billing: account {a}: DocuSign answered HTTP 502") for a in sandbox.account_ids), last
+    assert any(
+        last.startswith(f"docusign-billing: account {a}: DocuSign answered HTTP 502")
+        for a in sandbox.account_ids
+    ), last
     assert "Traceback" not in result.stderr and result.stdout == ""
     assert runner.snapshot() == before
     assert CLI.endswith("docusign-billing")

@@ -7,7 +7,6 @@ import pytest
 from pipelines.cli import EXIT_CONFIG, EXIT_FAILED, explain
 from sources.docusign_billing.auth import DocuSignCredentials
 from sources.docusign_billing.sandbox import LEGACY_CREDENTIALS
-
 from tests.conftest import LEGACY
 
 
@@ -36,16 +35,37 @@ def test_token_auth(runner, sandbox):
 @pytest.mark.parametrize(
     "credentials, code",
     [
-        (DocuSignCredentials(auth="legacy", **{**LEGACY_CREDENTIALS, "password": "wrong-password"}), "USER_AUTHENTICATION_FAILED"),
-        (DocuSignCredentials(auth="legacy", **{**LEGACY_CREDENTIALS, "integrator_key": "wrong-key"}), "PARTNER_AUTHENTICATION_FAILED"),
-        (DocuSignCredentials(auth="token", access_token="expired-token"), "AUTHORIZATION_INVALID_TOKEN"),
+        (
+            DocuSignCredentials(
+                auth="legacy", **{**LEGACY_CREDENTIALS, "password": "wrong-password"}
+            ),
+            "USER_AUTHENTICATION_FAILED",
+        ),
+        (
+            DocuSignCredentials(
+                auth="legacy", **{**LEGACY_CREDENTIALS, "integrator_key": "wrong-key"}
+            ),
+            "PARTNER_AUTHENTICATION_FAILED",
+        ),
+        (
+            DocuSignCredentials(auth="token", access_token="expired-token"),
+            "AUTHORIZATION_INVALID_TOKEN",
+        ),
     ],
 )
 def test_rejected_credentials(runner, credentials, code):
     exit_code, message = _failure(runner, credentials=credentials)
     assert exit_code == EXIT_FAILED
-    assert "authentication failed" in message and code in message and "check the credentials" in message
-    assert "wrong-password" not in message and "wrong-key" not in message and "expired-token" not in message
+    assert (
+        "authentication failed" in message
+        and code in message
+        and "check the credentials" in message
+    )
+    assert (
+        "wrong-password" not in message
+        and "wrong-key" not in message
+        and "expired-token" not in message
+    )
     assert runner.snapshot()["past_due_snapshots"] == []
 
 
@@ -68,7 +88,11 @@ def test_one_account_without_admin_rights_does_not_stop_the_others(runner, sandb
     [(account, status, code, message)] = runner.rows(
         "SELECT account_id, http_status, error_code, message FROM billing.account_errors"
     )
-    assert (account, status, code) == (denied, 400, "USER_LACKS_PERMISSIONS") and "administrator" in message
+    assert (account, status, code) == (
+        denied,
+        400,
+        "USER_LACKS_PERMISSIONS",
+    ) and "administrator" in message
 
 
 def test_unknown_account(runner):
@@ -114,7 +138,9 @@ def test_transient_faults_are_retried(runner, sandbox, fault):
     assert len(statuses) == 3 and statuses[-1] == 200
 
 
-@pytest.mark.parametrize("header", [{"retry_after": 1}, {"ratelimit_reset": 1}], ids=["Retry-After", "X-RateLimit-Reset"])
+@pytest.mark.parametrize(
+    "header", [{"retry_after": 1}, {"ratelimit_reset": 1}], ids=["Retry-After", "X-RateLimit-Reset"]
+)
 def test_429_waits_as_the_headers_say(runner, sandbox, header):
     sandbox.inject("429", times=1, **header)
     started = time.monotonic()
@@ -144,10 +170,21 @@ def test_retries_run_out_leaves_tables_as_they_were(runner, sandbox):
 def test_retries_run_out_for_one_account_keeps_its_history(runner, sandbox):
     runner.run()
     flaky = sandbox.account_ids[2]
-    history = runner.rows(f"SELECT * FROM billing.past_due_invoices WHERE account_id = '{flaky}' ORDER BY ALL")
+    history = runner.rows(
+        f"SELECT * FROM billing.past_due_invoices WHERE account_id = '{flaky}' ORDER BY ALL"
+    )
     sandbox.pay_invoice(flaky, sandbox.response(flaky)["billingInvoices"][0]["invoiceId"])
     sandbox.inject("503", times=50, account_id=flaky)
     runner.run(max_attempts=3)
-    assert runner.rows(f"SELECT * FROM billing.past_due_invoices WHERE account_id = '{flaky}' ORDER BY ALL") == history
-    assert runner.rows("SELECT account_id, http_status FROM billing.account_errors") == [(flaky, 503)]
-    assert len([r for r in sandbox.requests if r["account_id"] == flaky and r["status"] == 503]) == 3
+    assert (
+        runner.rows(
+            f"SELECT * FROM billing.past_due_invoices WHERE account_id = '{flaky}' ORDER BY ALL"
+        )
+        == history
+    )
+    assert runner.rows("SELECT account_id, http_status FROM billing.account_errors") == [
+        (flaky, 503)
+    ]
+    assert (
+        len([r for r in sandbox.requests if r["account_id"] == flaky and r["status"] == 503]) == 3
+    )

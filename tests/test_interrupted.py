@@ -25,7 +25,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
 
 import pytest
 from dlt.common.schema import Schema
@@ -36,18 +35,32 @@ from dlt.common.storages.load_package import PackageStorage
 from pipelines import recovery
 from sources.docusign_billing.sandbox import Sandbox
 from tests.conftest import Runner
-from tests.helpers_reliability import CLI, assert_consistent, content, current_invoices, with_repo_on_path
+from tests.helpers_reliability import (
+    CLI,
+    assert_consistent,
+    content,
+    current_invoices,
+    with_repo_on_path,
+)
 
 
 def _cli_args(tmp_path: Path):
-    return ["run", "--pipelines-dir", str(tmp_path / "pipelines"), "--duckdb-file", str(tmp_path / "invoices.duckdb")]
+    return [
+        "run",
+        "--pipelines-dir",
+        str(tmp_path / "pipelines"),
+        "--duckdb-file",
+        str(tmp_path / "invoices.duckdb"),
+    ]
 
 
 def _change_data(sandbox) -> None:
     """What the interrupted run must load: one invoice paid, one balance changed."""
     first, second = sandbox.account_ids[:2]
     sandbox.pay_invoice(first, sandbox.response(first)["billingInvoices"][0]["invoiceId"])
-    sandbox.set_balance(second, sandbox.response(second)["billingInvoices"][0]["invoiceId"], "$1,000.01")
+    sandbox.set_balance(
+        second, sandbox.response(second)["billingInvoices"][0]["invoiceId"], "$1,000.01"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +70,10 @@ def reference(tmp_path_factory):
     Its own sandbox has the `sandbox` fixture's arguments, hence the same (deterministic) data.
     """
     directory = tmp_path_factory.mktemp("reference")
-    with pytest.MonkeyPatch.context() as patch, Sandbox(accounts=3, invoices_per_account=(2, 5), seed=11) as api:
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        Sandbox(accounts=3, invoices_per_account=(2, 5), seed=11) as api,
+    ):
         patch.setenv("DLT_DATA_DIR", str(directory / "dlt"))
         patch.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
         runner = Runner(api, directory)
@@ -73,7 +89,11 @@ def _working(tmp_path: Path) -> Path:
 
 def _pending_packages(tmp_path: Path):
     working = _working(tmp_path)
-    folders = [working / "normalize" / "extracted", working / "load" / "new", working / "load" / "normalized"]
+    folders = [
+        working / "normalize" / "extracted",
+        working / "load" / "new",
+        working / "load" / "normalized",
+    ]
     return [str(p) for folder in folders if folder.exists() for p in folder.iterdir()]
 
 
@@ -86,7 +106,9 @@ def _assert_like_reference(runner: Runner, reference: Runner) -> None:
     # survived the kill (it then holds the same data version as the run after it)
     per_run = runner.rows("SELECT snapshot_at, count(*) FROM billing.past_due_snapshots GROUP BY 1")
     assert len(per_run) in (2, 3) and {n for _, n in per_run} == {len(runner.sandbox.account_ids)}
-    assert set(content(runner, "past_due_snapshots")) == set(content(reference, "past_due_snapshots"))
+    assert set(content(runner, "past_due_snapshots")) == set(
+        content(reference, "past_due_snapshots")
+    )
 
 
 def _scenario(sandbox, runner: Runner, reference: Runner, tmp_path: Path, kill) -> None:
@@ -109,18 +131,26 @@ def _scenario(sandbox, runner: Runner, reference: Runner, tmp_path: Path, kill) 
     assert runner.snapshot() != before
 
 
-def test_sigkill_during_extract_then_rerun_equals_uninterrupted(sandbox, runner, reference, tmp_path, cli_env):
+def test_sigkill_during_extract_then_rerun_equals_uninterrupted(
+    sandbox, runner, reference, tmp_path, cli_env
+):
     """The real console script, killed from outside while it waits on the (slow) API."""
 
     def kill():
         sandbox.latency = 0.3
         seen = len(sandbox.requests)
         process = subprocess.Popen(
-            [CLI, *_cli_args(tmp_path)], env=cli_env(sandbox), cwd=tmp_path,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [CLI, *_cli_args(tmp_path)],
+            env=cli_env(sandbox),
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         deadline = time.monotonic() + 60
-        while len(sandbox.requests) < seen + 2 and time.monotonic() < deadline:  # second account in flight
+        while (
+            len(sandbox.requests) < seen + 2 and time.monotonic() < deadline
+        ):  # second account in flight
             time.sleep(0.02)
         assert process.poll() is None, "the run ended before it could be killed during extract"
         process.send_signal(signal.SIGKILL)
@@ -140,7 +170,9 @@ KILL_POINTS = [
     pytest.param("load-copy:past_due_snapshots", id="load-after-snapshot-staging-committed"),
     pytest.param("load-copy:past_due_invoices", id="load-after-invoice-staging-committed"),
     # the items' append committed but not recorded: dlt would append the same rows again
-    pytest.param("load-copy:past_due_invoices__invoice_items", id="load-after-items-append-committed"),
+    pytest.param(
+        "load-copy:past_due_invoices__invoice_items", id="load-after-items-append-committed"
+    ),
     pytest.param("load-merge", id="load-after-scd2-merge-committed"),
     pytest.param("load-complete", id="load-after-loads-row-written"),
 ]
@@ -155,20 +187,31 @@ def _assert_kill_hit_its_window(tmp_path: Path, point: str) -> None:
         assert extracted & normalized, (extracted, normalized)
     elif point.startswith("load-copy:"):
         table = point.split(":", 1)[1]
-        packages = [p for p in (working / "load" / "normalized").iterdir() if (p / "started_jobs").is_dir()]
+        packages = [
+            p for p in (working / "load" / "normalized").iterdir() if (p / "started_jobs").is_dir()
+        ]
         unrecorded = [
-            job.name for package in packages for job in (package / "started_jobs").iterdir()
-            if job.name.startswith(f"{table}.") and not (package / ".pending_transitions" / job.name).exists()
+            job.name
+            for package in packages
+            for job in (package / "started_jobs").iterdir()
+            if job.name.startswith(f"{table}.")
+            and not (package / ".pending_transitions" / job.name).exists()
         ]
         assert unrecorded, "the kill did not land between the committed COPY and dlt recording it"
 
 
 @pytest.mark.parametrize("point", KILL_POINTS)
-def test_sigkill_inside_dlt_step_then_rerun_equals_uninterrupted(sandbox, runner, reference, tmp_path, cli_env, point):
+def test_sigkill_inside_dlt_step_then_rerun_equals_uninterrupted(
+    sandbox, runner, reference, tmp_path, cli_env, point
+):
     def kill():
         result = subprocess.run(
             [sys.executable, "-m", "tests.helpers_killer", point, *_cli_args(tmp_path)],
-            env=with_repo_on_path(cli_env(sandbox)), cwd=tmp_path, capture_output=True, text=True, timeout=120,
+            env=with_repo_on_path(cli_env(sandbox)),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         step = point.split("-")[0]
         assert ("loading into duckdb" in result.stderr) == (step == "load"), result.stderr
@@ -179,7 +222,10 @@ def test_sigkill_inside_dlt_step_then_rerun_equals_uninterrupted(sandbox, runner
     if point != "load-complete":
         # a replayed package writes its `_dlt_loads` row once (dlt writes it after the last job).
         # A kill right after that row (load-complete) gets a second one from dlt: README.md, Guarantees
-        assert runner.rows("SELECT load_id FROM billing._dlt_loads GROUP BY 1 HAVING count(*) > 1") == []
+        assert (
+            runner.rows("SELECT load_id FROM billing._dlt_loads GROUP BY 1 HAVING count(*) > 1")
+            == []
+        )
 
 
 # The repair of pipelines/recovery.py on synthetic package folders (milliseconds each): which jobs
@@ -191,7 +237,9 @@ LOAD_ID = "1700000000.5"
 def _package_schema(items: bool) -> Schema:
     schema = Schema("docusign_billing")
     for name, disposition in (("invoices", "merge"), ("snapshots", "merge"), ("errors", "append")):
-        schema.update_table(new_table(name, write_disposition=disposition, columns=[new_column("id", "text")]))
+        schema.update_table(
+            new_table(name, write_disposition=disposition, columns=[new_column("id", "text")])
+        )
     if items:  # appended without staging, rows marked with their load id
         columns = [new_column("id", "text"), new_column("_dlt_load_id", "text")]
         schema.update_table(new_table("items", write_disposition="append", columns=columns))
@@ -202,14 +250,18 @@ def _no_rows(load_id: str, tables) -> None:
     raise AssertionError(f"asked to delete rows of {tables} ({load_id}): no such append table here")
 
 
-def _interrupted_package(root: Path, state: Optional[Dict] = None, items: bool = False) -> PackageStorage:
+def _interrupted_package(
+    root: Path, state: dict | None = None, items: bool = False
+) -> PackageStorage:
     """Like the kill in a staging COPY: the invoices copy committed unrecorded, the snapshots chain
     merged already, one append job done and one interrupted (with `items`: also an items-like
     append table with one job done and recorded, one started)."""
     packages = PackageStorage(FileStorage(str(root), makedirs=True), "normalized")
     packages.create_package(LOAD_ID, schema=_package_schema(items))
     if state:
-        packages.save_load_package_state(LOAD_ID, {**packages.get_load_package_state(LOAD_ID), **state})
+        packages.save_load_package_state(
+            LOAD_ID, {**packages.get_load_package_state(LOAD_ID), **state}
+        )
     jobs = {
         "started_jobs": ["invoices.a1.0.parquet", "snapshots.b1.0.parquet", "errors.c1.0.parquet"],
         "completed_jobs": ["snapshots.b2.0.parquet", "snapshots.m1.0.sql", "errors.c2.0.parquet"],
@@ -223,24 +275,32 @@ def _interrupted_package(root: Path, state: Optional[Dict] = None, items: bool =
             packages.storage.save(packages.get_job_file_path(LOAD_ID, folder, name), "data")  # type: ignore[arg-type]
     packages.save_pending_transition(LOAD_ID, "snapshots.b1.0.parquet", "completed")
     packages.storage.save(
-        os.path.join(LOAD_ID, PackageStorage.APPLIED_SCHEMA_UPDATES_FILE_NAME), json.dumps({"invoices": {}})
+        os.path.join(LOAD_ID, PackageStorage.APPLIED_SCHEMA_UPDATES_FILE_NAME),
+        json.dumps({"invoices": {}}),
     )
     return packages
 
 
-def _layout(packages: PackageStorage) -> Dict[str, List[str]]:
+def _layout(packages: PackageStorage) -> dict[str, list[str]]:
     package = Path(packages.storage.make_full_path(LOAD_ID))
     layout = {
         folder: sorted(p.name for p in (package / folder).iterdir())
         for folder in ("new_jobs", "started_jobs", "completed_jobs", ".pending_transitions")
     }
-    layout["files"] = sorted(p.name for p in package.iterdir() if p.name.endswith("schema_updates.json"))
+    layout["files"] = sorted(
+        p.name for p in package.iterdir() if p.name.endswith("schema_updates.json")
+    )
     return layout
 
 
 RESTARTED = {
     # every merge job redone on a truncated staging table; its merge SQL will be created again
-    "new_jobs": ["invoices.a1.0.parquet", "invoices.a2.0.parquet", "snapshots.b1.0.parquet", "snapshots.b2.0.parquet"],
+    "new_jobs": [
+        "invoices.a1.0.parquet",
+        "invoices.a2.0.parquet",
+        "snapshots.b1.0.parquet",
+        "snapshots.b2.0.parquet",
+    ],
     # append jobs stay where dlt left them
     "started_jobs": ["errors.c1.0.parquet"],
     "completed_jobs": ["errors.c2.0.parquet"],
@@ -266,15 +326,24 @@ def test_restart_deletes_the_appended_rows_of_the_package_first_and_redoes_their
 
     def remove_rows(load_id, tables):
         assert _layout(packages)["started_jobs"] == [  # before any job moved
-            "errors.c1.0.parquet", "invoices.a1.0.parquet", "items.d2.0.parquet", "snapshots.b1.0.parquet"
+            "errors.c1.0.parquet",
+            "invoices.a1.0.parquet",
+            "items.d2.0.parquet",
+            "snapshots.b1.0.parquet",
         ]
         deleted.append((load_id, tables))
 
-    assert recovery.restart_interrupted_loads(str(tmp_path / "normalized"), remove_rows) == [LOAD_ID]
+    assert recovery.restart_interrupted_loads(str(tmp_path / "normalized"), remove_rows) == [
+        LOAD_ID
+    ]
     assert deleted == [(LOAD_ID, {"items"})]
     layout = _layout(packages)
-    assert layout["new_jobs"] == sorted(RESTARTED["new_jobs"] + ["items.d1.0.parquet", "items.d2.0.parquet"])
-    assert {k: v for k, v in layout.items() if k != "new_jobs"} == {k: v for k, v in RESTARTED.items() if k != "new_jobs"}
+    assert layout["new_jobs"] == sorted(
+        RESTARTED["new_jobs"] + ["items.d1.0.parquet", "items.d2.0.parquet"]
+    )
+    assert {k: v for k, v in layout.items() if k != "new_jobs"} == {
+        k: v for k, v in RESTARTED.items() if k != "new_jobs"
+    }
 
 
 def test_package_whose_jobs_all_recorded_an_outcome_is_left_to_dlt(tmp_path):
@@ -286,14 +355,18 @@ def test_package_whose_jobs_all_recorded_an_outcome_is_left_to_dlt(tmp_path):
 
 
 def test_package_with_refresh_is_left_to_dlt(tmp_path):
-    packages = _interrupted_package(tmp_path / "normalized", state={"dropped_tables": [{"name": "invoices"}]})
+    packages = _interrupted_package(
+        tmp_path / "normalized", state={"dropped_tables": [{"name": "invoices"}]}
+    )
     before = _layout(packages)
     assert recovery.restart_interrupted_loads(str(tmp_path / "normalized"), _no_rows) == []
     assert _layout(packages) == before
 
 
 @pytest.mark.parametrize("killed_after", range(9))
-def test_restart_killed_at_any_step_is_finished_by_the_next_run(tmp_path, monkeypatch, killed_after):
+def test_restart_killed_at_any_step_is_finished_by_the_next_run(
+    tmp_path, monkeypatch, killed_after
+):
     packages = _interrupted_package(tmp_path / "normalized")
     steps = []
 
@@ -319,20 +392,34 @@ def test_restart_killed_at_any_step_is_finished_by_the_next_run(tmp_path, monkey
         except Killed:
             killed = True
     assert killed == (killed_after < 7), steps  # the repair is 7 file operations: a kill after each
-    assert recovery.restart_interrupted_loads(str(tmp_path / "normalized"), _no_rows) in ([LOAD_ID], [])
+    assert recovery.restart_interrupted_loads(str(tmp_path / "normalized"), _no_rows) in (
+        [LOAD_ID],
+        [],
+    )
     assert _layout(packages) == RESTARTED
 
 
 def test_stale_extracted_copy_is_removed_only_once_its_package_moved_on(tmp_path):
     normalize, load = tmp_path / "normalize", tmp_path / "load"
-    for folder in ("normalize/extracted/1.1", "normalize/extracted/2.2", "normalize/extracted/3.3",
-                   "load/normalized/1.1", "load/new/1.1", "load/loaded/2.2", "load/new/3.3"):
+    for folder in (
+        "normalize/extracted/1.1",
+        "normalize/extracted/2.2",
+        "normalize/extracted/3.3",
+        "load/normalized/1.1",
+        "load/new/1.1",
+        "load/loaded/2.2",
+        "load/new/3.3",
+    ):
         (tmp_path / folder).mkdir(parents=True)
         (tmp_path / folder / "schema.json").write_text("{}")
     assert recovery.remove_stale_extracted(str(normalize), str(load)) == ["1.1", "2.2"]
-    assert sorted(p.name for p in (normalize / "extracted").iterdir()) == ["3.3"]  # still to normalize
+    assert sorted(p.name for p in (normalize / "extracted").iterdir()) == [
+        "3.3"
+    ]  # still to normalize
     assert sorted(p.name for p in (load / "new").iterdir()) == ["3.3"]  # dlt's own scratch copy
-    assert (load / "normalized" / "1.1" / "schema.json").exists() and (load / "loaded" / "2.2").is_dir()
+    assert (load / "normalized" / "1.1" / "schema.json").exists() and (
+        load / "loaded" / "2.2"
+    ).is_dir()
 
 
 def test_atomic_write_leftovers_are_removed_and_packages_kept(tmp_path):

@@ -26,6 +26,7 @@ def _with(change):
         body = copy.deepcopy(body)
         change(body)
         return body
+
     return make
 
 
@@ -45,35 +46,91 @@ def _duplicate_differing(body):
 
 # (id, body -> served body (or raw text), content type, parts the message must contain)
 CASES = [
-    ("truncated-json", lambda b: json.dumps(b)[: len(json.dumps(b)) // 2], "application/json",
-     ["not valid JSON", "application/json"]),
-    ("html-error-page-with-200",
-     lambda b: "<html><body><h1>Service Unavailable</h1>Please try later</body></html>", "text/html",
-     ["not valid JSON", "text/html"]),
+    (
+        "truncated-json",
+        lambda b: json.dumps(b)[: len(json.dumps(b)) // 2],
+        "application/json",
+        ["not valid JSON", "application/json"],
+    ),
+    (
+        "html-error-page-with-200",
+        lambda b: "<html><body><h1>Service Unavailable</h1>Please try later</body></html>",
+        "text/html",
+        ["not valid JSON", "text/html"],
+    ),
     ("empty-body", lambda b: "", "application/json", ["not valid JSON"]),
-    ("array-instead-of-object", lambda b: [b], "application/json", ["expected a JSON object, got list"]),
-    ("billingInvoices-as-object", _with(lambda b: b.__setitem__("billingInvoices", _first_invoice(b))),
-     "application/json", ["billingInvoices must be a list of objects, got dict"]),
-    ("invoice-not-an-object", _with(lambda b: b["billingInvoices"].append("INV-1")), "application/json",
-     ["billingInvoices must be a list of objects"]),
-    ("invoiceItems-as-string", _set_invoice("invoiceItems", "none"), "application/json",
-     ["invoiceItems must be a list of objects, got str", "{invoice}"]),
-    ("duplicate-invoice-differing", _with(_duplicate_differing), "application/json",
-     ["{invoice}", "invoiceId appears twice with different content"]),
-    ("missing-invoice-id", _with(lambda b: _first_invoice(b).pop("invoiceId")), "application/json",
-     ["invoice #0", "invoiceId is missing"]),
-    ("amount-12,34.5.6", _set_invoice("amount", "12,34.5.6"), "application/json",
-     ["{invoice}", "field amount", "'12,34.5.6'", "not an amount"]),
-    ("item-amount-12,34.5.6", _set_item("chargeAmount", "12,34.5.6"), "application/json",
-     ["{invoice}", "item {item}", "field chargeAmount", "'12,34.5.6'"]),
-    ("date-31/02/2024", _set_invoice("dueDate", "31/02/2024"), "application/json",
-     ["{invoice}", "field dueDate", "'31/02/2024'", "not an ISO-8601"]),
-    ("date-2024-02-31", _set_invoice("dueDate", "2024-02-31"), "application/json",
-     ["{invoice}", "field dueDate", "'2024-02-31'", "day is out of range"]),
-    ("boolean-yes", _set_invoice("pdfAvailable", "yes"), "application/json",
-     ["{invoice}", "field pdfAvailable", "'yes'"]),
-    ("top-level-amount", _with(lambda b: b.__setitem__("pastDueBalance", "1.2.3")), "application/json",
-     ["field pastDueBalance", "'1.2.3'"]),
+    (
+        "array-instead-of-object",
+        lambda b: [b],
+        "application/json",
+        ["expected a JSON object, got list"],
+    ),
+    (
+        "billingInvoices-as-object",
+        _with(lambda b: b.__setitem__("billingInvoices", _first_invoice(b))),
+        "application/json",
+        ["billingInvoices must be a list of objects, got dict"],
+    ),
+    (
+        "invoice-not-an-object",
+        _with(lambda b: b["billingInvoices"].append("INV-1")),
+        "application/json",
+        ["billingInvoices must be a list of objects"],
+    ),
+    (
+        "invoiceItems-as-string",
+        _set_invoice("invoiceItems", "none"),
+        "application/json",
+        ["invoiceItems must be a list of objects, got str", "{invoice}"],
+    ),
+    (
+        "duplicate-invoice-differing",
+        _with(_duplicate_differing),
+        "application/json",
+        ["{invoice}", "invoiceId appears twice with different content"],
+    ),
+    (
+        "missing-invoice-id",
+        _with(lambda b: _first_invoice(b).pop("invoiceId")),
+        "application/json",
+        ["invoice #0", "invoiceId is missing"],
+    ),
+    (
+        "amount-12,34.5.6",
+        _set_invoice("amount", "12,34.5.6"),
+        "application/json",
+        ["{invoice}", "field amount", "'12,34.5.6'", "not an amount"],
+    ),
+    (
+        "item-amount-12,34.5.6",
+        _set_item("chargeAmount", "12,34.5.6"),
+        "application/json",
+        ["{invoice}", "item {item}", "field chargeAmount", "'12,34.5.6'"],
+    ),
+    (
+        "date-31/02/2024",
+        _set_invoice("dueDate", "31/02/2024"),
+        "application/json",
+        ["{invoice}", "field dueDate", "'31/02/2024'", "not an ISO-8601"],
+    ),
+    (
+        "date-2024-02-31",
+        _set_invoice("dueDate", "2024-02-31"),
+        "application/json",
+        ["{invoice}", "field dueDate", "'2024-02-31'", "day is out of range"],
+    ),
+    (
+        "boolean-yes",
+        _set_invoice("pdfAvailable", "yes"),
+        "application/json",
+        ["{invoice}", "field pdfAvailable", "'yes'"],
+    ),
+    (
+        "top-level-amount",
+        _with(lambda b: b.__setitem__("pastDueBalance", "1.2.3")),
+        "application/json",
+        ["field pastDueBalance", "'1.2.3'"],
+    ),
 ]
 
 
@@ -83,7 +140,9 @@ def loaded(tmp_path_factory):
         yield runner, runner.snapshot()
 
 
-@pytest.mark.parametrize("make, content_type, parts", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    "make, content_type, parts", [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_malformed_response_is_a_clear_error_and_loads_nothing(loaded, make, content_type, parts):
     runner, before = loaded
     sandbox = runner.sandbox
@@ -98,7 +157,10 @@ def test_malformed_response_is_a_clear_error_and_loads_nothing(loaded, make, con
     assert code == EXIT_FAILED
     assert message.startswith(f"account {account}"), message
     for part in parts:
-        part = part.format(invoice=f"invoice {invoice['invoiceId']}", item=invoice["invoiceItems"][0]["invoiceItemId"])
+        part = part.format(
+            invoice=f"invoice {invoice['invoiceId']}",
+            item=invoice["invoiceItems"][0]["invoiceItemId"],
+        )
         assert part in message, message
     assert "\n" not in message
     assert runner.snapshot() == before  # nothing of the run, not even the good accounts' rows
@@ -111,7 +173,9 @@ def test_good_run_after_all_those_failures_loads_normally(loaded):
     runner.run()
     assert_consistent(runner)
     after = runner.snapshot()
-    assert after["past_due_invoices"] == before["past_due_invoices"]  # unchanged data: no new versions
+    assert (
+        after["past_due_invoices"] == before["past_due_invoices"]
+    )  # unchanged data: no new versions
     assert len(after["past_due_snapshots"]) == 2 * len(before["past_due_snapshots"])
 
 
@@ -124,19 +188,30 @@ def test_null_and_missing_invoice_items_are_tolerated_as_no_items(runner, sandbo
     runner.run()
     assert_consistent(runner)
     for invoice in body["billingInvoices"][:2]:
-        assert runner.rows(f"SELECT count(*) FROM {INVOICES} WHERE invoice_id = '{invoice['invoiceId']}'") == [(1,)]
-        assert runner.rows(f"SELECT count(*) FROM {ITEMS} WHERE invoice_id = '{invoice['invoiceId']}'") == [(0,)]
-    expected_items = sum(len(i.get("invoiceItems") or []) for a in sandbox.account_ids
-                         for i in (body if a == account else sandbox.response(a))["billingInvoices"])
+        assert runner.rows(
+            f"SELECT count(*) FROM {INVOICES} WHERE invoice_id = '{invoice['invoiceId']}'"
+        ) == [(1,)]
+        assert runner.rows(
+            f"SELECT count(*) FROM {ITEMS} WHERE invoice_id = '{invoice['invoiceId']}'"
+        ) == [(0,)]
+    expected_items = sum(
+        len(i.get("invoiceItems") or [])
+        for a in sandbox.account_ids
+        for i in (body if a == account else sandbox.response(a))["billingInvoices"]
+    )
     assert runner.rows(f"SELECT count(*) FROM {ITEMS}") == [(expected_items,)]
 
 
 def test_null_billing_invoices_is_an_account_with_nothing_past_due(runner, sandbox):
     runner.run()
     account = sandbox.account_ids[ACCOUNT]
-    sandbox.set_response(account, {**sandbox.response(account), "billingInvoices": None, "pastDueBalance": "0.00"})
+    sandbox.set_response(
+        account, {**sandbox.response(account), "billingInvoices": None, "pastDueBalance": "0.00"}
+    )
     runner.run()
-    assert runner.rows(f"SELECT count(*) FROM {INVOICES} WHERE account_id = '{account}' AND _dlt_valid_to IS NULL") == [(0,)]
+    assert runner.rows(
+        f"SELECT count(*) FROM {INVOICES} WHERE account_id = '{account}' AND _dlt_valid_to IS NULL"
+    ) == [(0,)]
     assert runner.rows(
         f"SELECT invoice_count FROM {SNAPSHOTS} WHERE account_id = '{account}' ORDER BY snapshot_at DESC LIMIT 1"
     ) == [(0,)]
@@ -150,10 +225,12 @@ def test_identical_duplicate_invoice_is_kept_once(runner, sandbox):
     sandbox.set_response(account, body)
     runner.run()
     duplicated = body["billingInvoices"][0]
-    assert runner.rows(f"SELECT count(*) FROM {INVOICES} WHERE invoice_id = '{duplicated['invoiceId']}'") == [(1,)]
-    assert runner.rows(f"SELECT count(*) FROM {ITEMS} WHERE invoice_id = '{duplicated['invoiceId']}'") == [
-        (len(duplicated["invoiceItems"]),)
-    ]
+    assert runner.rows(
+        f"SELECT count(*) FROM {INVOICES} WHERE invoice_id = '{duplicated['invoiceId']}'"
+    ) == [(1,)]
+    assert runner.rows(
+        f"SELECT count(*) FROM {ITEMS} WHERE invoice_id = '{duplicated['invoiceId']}'"
+    ) == [(len(duplicated["invoiceItems"]),)]
     assert runner.rows(f"SELECT invoice_count FROM {SNAPSHOTS} WHERE account_id = '{account}'") == [
         (len(body["billingInvoices"]) - 1,)
     ]

@@ -19,8 +19,12 @@ CLI = str(Path(sys.executable).with_name("docusign-billing"))
 
 def _key_pair():
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return private.decode(), public.decode()
 
 
@@ -42,15 +46,22 @@ def oauth_runner(hosts, tmp_path):
 
 def jwt_credentials(api, **overrides):
     fields = dict(
-        auth="jwt", integration_key=INTEGRATION_KEY, user_id=USER_ID, private_key=PRIVATE_KEY, oauth_base_url=api.oauth_base_url
+        auth="jwt",
+        integration_key=INTEGRATION_KEY,
+        user_id=USER_ID,
+        private_key=PRIVATE_KEY,
+        oauth_base_url=api.oauth_base_url,
     )
     return DocuSignCredentials(**{**fields, **overrides})
 
 
 def refresh_credentials(api, **overrides):
     fields = dict(
-        auth="refresh_token", client_id=CLIENT_ID, client_secret=api.oauth.client_secret,
-        refresh_token=next(iter(api.oauth.refresh_tokens)), oauth_base_url=api.oauth_base_url,
+        auth="refresh_token",
+        client_id=CLIENT_ID,
+        client_secret=api.oauth.client_secret,
+        refresh_token=next(iter(api.oauth.refresh_tokens)),
+        oauth_base_url=api.oauth_base_url,
     )
     return DocuSignCredentials(**{**fields, **overrides})
 
@@ -66,17 +77,25 @@ def _snapshots(runner):
 
 def test_jwt_grant_discovers_all_accounts_on_their_own_hosts(oauth_runner, hosts):
     discovered(oauth_runner, jwt_credentials(hosts))
-    assert _snapshots(oauth_runner) == [(a, f"Sandbox Co {i + 1}") for i, a in enumerate(hosts.account_ids)]
+    assert _snapshots(oauth_runner) == [
+        (a, f"Sandbox Co {i + 1}") for i, a in enumerate(hosts.account_ids)
+    ]
     assert hosts.base_url_for(hosts.account_ids[0]) != hosts.base_url_for(hosts.account_ids[1])
     fetched = [r for r in hosts.requests if r["account_id"]]
-    assert len(fetched) == 5 and {r["status"] for r in fetched} == {200} and {r["auth"] for r in fetched} == {"token"}
+    assert (
+        len(fetched) == 5
+        and {r["status"] for r in fetched} == {200}
+        and {r["auth"] for r in fetched} == {"token"}
+    )
     assert hosts.oauth.tokens_issued == 1  # cached for the run
 
 
 def test_jwt_private_key_from_a_file(oauth_runner, hosts, tmp_path):
     key_file = tmp_path / "docusign.pem"
     key_file.write_text(PRIVATE_KEY)
-    discovered(oauth_runner, jwt_credentials(hosts, private_key=None, private_key_path=str(key_file)))
+    discovered(
+        oauth_runner, jwt_credentials(hosts, private_key=None, private_key_path=str(key_file))
+    )
     assert len(_snapshots(oauth_runner)) == 5
 
 
@@ -115,13 +134,18 @@ def test_token_revoked_mid_run_is_renewed_once(oauth_runner, hosts):
     discovered(oauth_runner, jwt_credentials(hosts))
     assert len(_snapshots(oauth_runner)) == 5
     assert hosts.oauth.tokens_issued == 2
-    assert [r["status"] for r in hosts.requests if r["account_id"] == hosts.account_ids[2]] == [401, 200]
+    assert [r["status"] for r in hosts.requests if r["account_id"] == hosts.account_ids[2]] == [
+        401,
+        200,
+    ]
 
 
 def test_static_token_rejected_mid_run_is_an_auth_error(oauth_runner, hosts):
     hosts.inject("401", times=1, account_id=hosts.account_ids[0])
     with pytest.raises(Exception) as error:
-        oauth_runner.run(account_ids=hosts.account_ids[:1], base_url=hosts.base_url_for(hosts.account_ids[0]))
+        oauth_runner.run(
+            account_ids=hosts.account_ids[:1], base_url=hosts.base_url_for(hosts.account_ids[0])
+        )
     code, message = explain(error.value)
     assert code == EXIT_FAILED and "AUTHORIZATION_INVALID_TOKEN" in message
 
@@ -136,7 +160,10 @@ def test_consent_required_gives_the_consent_url(oauth_runner, hosts):
     hosts.oauth.consented = False
     code, message = _failure(oauth_runner, jwt_credentials(hosts))
     assert code == EXIT_CONFIG and "consent" in message
-    assert f"{hosts.oauth_base_url}/oauth/auth?response_type=code" in message and f"client_id={INTEGRATION_KEY}" in message
+    assert (
+        f"{hosts.oauth_base_url}/oauth/auth?response_type=code" in message
+        and f"client_id={INTEGRATION_KEY}" in message
+    )
     assert "scope=signature+impersonation" in message
 
 
@@ -147,12 +174,16 @@ def test_assertion_signed_with_another_key_is_refused(oauth_runner, hosts):
 
 
 def test_wrong_user_id_is_refused(oauth_runner, hosts):
-    code, message = _failure(oauth_runner, jwt_credentials(hosts, user_id="00000000-0000-0000-0000-000000000000"))
+    code, message = _failure(
+        oauth_runner, jwt_credentials(hosts, user_id="00000000-0000-0000-0000-000000000000")
+    )
     assert code == EXIT_FAILED and "invalid_grant" in message
 
 
 def test_wrong_client_secret_is_refused(oauth_runner, hosts):
-    code, message = _failure(oauth_runner, refresh_credentials(hosts, client_secret="not-the-secret"))
+    code, message = _failure(
+        oauth_runner, refresh_credentials(hosts, client_secret="not-the-secret")
+    )
     assert code == EXIT_FAILED and "invalid_client" in message and "not-the-secret" not in message
 
 
@@ -191,17 +222,22 @@ def test_rate_limit_is_respected_before_a_429(tmp_path):
         assert api.throttled == 0
         assert len(runner.rows("SELECT * FROM billing.past_due_snapshots")) == 30
         arrivals = sorted(r["at"] for r in api.requests)
-        assert arrivals[-1] - arrivals[0] >= 1.0  # 30 requests at 10 per 1-s window span three windows
+        assert (
+            arrivals[-1] - arrivals[0] >= 1.0
+        )  # 30 requests at 10 per 1-s window span three windows
 
 
 def test_one_failing_account_across_hosts_the_others_load(oauth_runner, hosts):
     denied = hosts.account_ids[3]
     hosts.deny_admin(denied)
     discovered(oauth_runner, jwt_credentials(hosts))
-    assert denied not in {a for a, _ in _snapshots(oauth_runner)} and len(_snapshots(oauth_runner)) == 4
-    assert oauth_runner.rows("SELECT account_id, account_name, error_code FROM billing.account_errors") == [
-        (denied, "Sandbox Co 4", "USER_LACKS_PERMISSIONS")
-    ]
+    assert (
+        denied not in {a for a, _ in _snapshots(oauth_runner)}
+        and len(_snapshots(oauth_runner)) == 4
+    )
+    assert oauth_runner.rows(
+        "SELECT account_id, account_name, error_code FROM billing.account_errors"
+    ) == [(denied, "Sandbox Co 4", "USER_LACKS_PERMISSIONS")]
 
 
 def test_accounts_command_lists_what_the_credentials_reach(hosts, tmp_path, cli_env):
@@ -213,13 +249,18 @@ def test_accounts_command_lists_what_the_credentials_reach(hosts, tmp_path, cli_
         SOURCES__DOCUSIGN_BILLING__CREDENTIALS__PRIVATE_KEY=PRIVATE_KEY,
         SOURCES__DOCUSIGN_BILLING__CREDENTIALS__OAUTH_BASE_URL=hosts.oauth_base_url,
     )
-    result = subprocess.run([CLI, "accounts"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [CLI, "accounts"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert lines[0].split() == ["ACCOUNT", "ID", "NAME", "BASE", "URI", "DEFAULT"]
     assert len(lines) == 6 and lines[1].rstrip().endswith("yes")
     for account_id in hosts.account_ids:
-        assert any(account_id in line and hosts.base_url_for(account_id).removesuffix("/restapi") in line for line in lines)
+        assert any(
+            account_id in line and hosts.base_url_for(account_id).removesuffix("/restapi") in line
+            for line in lines
+        )
     assert not (tmp_path / "docusign_billing.duckdb").exists()
 
 
@@ -227,9 +268,12 @@ def _duckdb_dlt_tables_text(path):
     import duckdb
 
     with duckdb.connect(str(path), read_only=True) as connection:
-        names = [r[0] for r in connection.sql(
-            "SELECT table_schema || '.' || table_name FROM information_schema.tables WHERE table_name LIKE '\\_dlt%' ESCAPE '\\'"
-        ).fetchall()]
+        names = [
+            r[0]
+            for r in connection.sql(
+                "SELECT table_schema || '.' || table_name FROM information_schema.tables WHERE table_name LIKE '\\_dlt%' ESCAPE '\\'"
+            ).fetchall()
+        ]
         return " ".join(str(connection.sql(f"SELECT * FROM {name}").fetchall()) for name in names)
 
 
@@ -239,33 +283,66 @@ def test_no_secret_of_any_auth_method_leaks(hosts, tmp_path, cli_env):
     hosts.oauth.client_secret = client_secret
     hosts.oauth.refresh_tokens.add(refresh_token)
     key_line = PRIVATE_KEY.splitlines()[5]
-    secrets = [client_secret, refresh_token, key_line, "sandbox-oauth-"]  # the last: every issued access token
-    common = {"RUNTIME__LOG_LEVEL": "DEBUG", "SOURCES__DOCUSIGN_BILLING__ACCOUNT_IDS": "",
-              "SOURCES__DOCUSIGN_BILLING__BASE_URL": "", "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__OAUTH_BASE_URL": hosts.oauth_base_url}
+    secrets = [
+        client_secret,
+        refresh_token,
+        key_line,
+        "sandbox-oauth-",
+    ]  # the last: every issued access token
+    common = {
+        "RUNTIME__LOG_LEVEL": "DEBUG",
+        "SOURCES__DOCUSIGN_BILLING__ACCOUNT_IDS": "",
+        "SOURCES__DOCUSIGN_BILLING__BASE_URL": "",
+        "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__OAUTH_BASE_URL": hosts.oauth_base_url,
+    }
     runs = [
-        ({"SOURCES__DOCUSIGN_BILLING__CREDENTIALS__AUTH": "jwt",
-          "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__INTEGRATION_KEY": INTEGRATION_KEY,
-          "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__USER_ID": USER_ID,
-          "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__PRIVATE_KEY": PRIVATE_KEY}, 0),
-        ({"SOURCES__DOCUSIGN_BILLING__CREDENTIALS__AUTH": "refresh_token",
-          "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__CLIENT_ID": CLIENT_ID,
-          "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__CLIENT_SECRET": client_secret,
-          "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__REFRESH_TOKEN": refresh_token}, 0),
-        ({"SOURCES__DOCUSIGN_BILLING__CREDENTIALS__AUTH": "refresh_token",
-          "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__CLIENT_ID": CLIENT_ID,
-          "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__CLIENT_SECRET": client_secret + "-wrong",
-          "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__REFRESH_TOKEN": refresh_token}, 1),
+        (
+            {
+                "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__AUTH": "jwt",
+                "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__INTEGRATION_KEY": INTEGRATION_KEY,
+                "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__USER_ID": USER_ID,
+                "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__PRIVATE_KEY": PRIVATE_KEY,
+            },
+            0,
+        ),
+        (
+            {
+                "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__AUTH": "refresh_token",
+                "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__CLIENT_ID": CLIENT_ID,
+                "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__CLIENT_SECRET": client_secret,
+                "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__REFRESH_TOKEN": refresh_token,
+            },
+            0,
+        ),
+        (
+            {
+                "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__AUTH": "refresh_token",
+                "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__CLIENT_ID": CLIENT_ID,
+                "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__CLIENT_SECRET": client_secret + "-wrong",
+                "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__REFRESH_TOKEN": refresh_token,
+            },
+            1,
+        ),
     ]
     env = cli_env(hosts)
     del env["SOURCES__DOCUSIGN_BILLING__CREDENTIALS__ACCESS_TOKEN"]
     for extra, expected in runs:
-        result = subprocess.run([CLI, "run"], env={**env, **common, **extra}, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [CLI, "run"],
+            env={**env, **common, **extra},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == expected, result.stderr[-2000:]
         assert "DEBUG" in result.stderr or expected == 1  # the runs did log at DEBUG level
         for secret in secrets:
             assert secret not in result.stdout and secret not in result.stderr
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert any(p.name == "docusign_billing.duckdb" for p in written) and any("trace" in p.name for p in written)
+    assert any(p.name == "docusign_billing.duckdb" for p in written) and any(
+        "trace" in p.name for p in written
+    )
     for path in written:
         data = path.read_bytes()
         assert not [s for s in secrets if s.encode() in data], path
@@ -294,6 +371,8 @@ def test_rate_limit_spent_for_long_fails_the_rest_fast_instead_of_stalling(tmp_p
         assert time.monotonic() - started < 10
         assert len(runner.rows("SELECT * FROM billing.past_due_snapshots")) == 5
         errors = runner.rows("SELECT http_status, error_code, message FROM billing.account_errors")
-        assert len(errors) == 3 and {(s, c) for s, c, _ in errors} == {(429, "HOURLY_APIINVOCATION_LIMIT_EXCEEDED")}
+        assert len(errors) == 3 and {(s, c) for s, c, _ in errors} == {
+            (429, "HOURLY_APIINVOCATION_LIMIT_EXCEEDED")
+        }
         assert all("left for a later run" in m for _, _, m in errors)
         assert api.throttled == 0

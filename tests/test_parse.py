@@ -1,9 +1,8 @@
 """Every value form the API sends, and every rejection naming account, record, field and value."""
 
-from datetime import datetime, timezone
-from decimal import Decimal
-
 import json
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import pyarrow as pa
 import pytest
@@ -17,7 +16,7 @@ from sources.docusign_billing.parse import COLUMN_RULES, parse_bool, parse_decim
 from sources.docusign_billing.sandbox.data import account_id_for, generate_response
 from sources.docusign_billing.tables import BatchParser
 
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -45,7 +44,20 @@ def test_amount_forms(text, expected):
 
 
 @pytest.mark.parametrize(
-    "text", ["12,34.5.6", "1.2.3", "abc", "$", "--1", "1,23", "12.", "1e5", "0.1234567891", "(12.00)", "-$-1"]
+    "text",
+    [
+        "12,34.5.6",
+        "1.2.3",
+        "abc",
+        "$",
+        "--1",
+        "1,23",
+        "12.",
+        "1e5",
+        "0.1234567891",
+        "(12.00)",
+        "-$-1",
+    ],
 )
 def test_amount_rejects(text):
     with pytest.raises(ValueError):
@@ -61,14 +73,17 @@ def test_amount_rejects_floats_and_structures():
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("2024-05-01T00:00:00.0000000Z", datetime(2024, 5, 1, tzinfo=timezone.utc)),
-        ("2024-05-01T10:20:30.1234567Z", datetime(2024, 5, 1, 10, 20, 30, 123456, tzinfo=timezone.utc)),
-        ("2024-05-01T10:20:30.5Z", datetime(2024, 5, 1, 10, 20, 30, 500000, tzinfo=timezone.utc)),
-        ("2024-05-01T10:20:30Z", datetime(2024, 5, 1, 10, 20, 30, tzinfo=timezone.utc)),
-        ("2024-05-01T10:20:30+02:00", datetime(2024, 5, 1, 8, 20, 30, tzinfo=timezone.utc)),
-        ("2024-05-01T01:00:00-0530", datetime(2024, 5, 1, 6, 30, tzinfo=timezone.utc)),
-        ("2024-05-01T10:20:30", datetime(2024, 5, 1, 10, 20, 30, tzinfo=timezone.utc)),
-        ("2024-05-01", datetime(2024, 5, 1, tzinfo=timezone.utc)),
+        ("2024-05-01T00:00:00.0000000Z", datetime(2024, 5, 1, tzinfo=UTC)),
+        (
+            "2024-05-01T10:20:30.1234567Z",
+            datetime(2024, 5, 1, 10, 20, 30, 123456, tzinfo=UTC),
+        ),
+        ("2024-05-01T10:20:30.5Z", datetime(2024, 5, 1, 10, 20, 30, 500000, tzinfo=UTC)),
+        ("2024-05-01T10:20:30Z", datetime(2024, 5, 1, 10, 20, 30, tzinfo=UTC)),
+        ("2024-05-01T10:20:30+02:00", datetime(2024, 5, 1, 8, 20, 30, tzinfo=UTC)),
+        ("2024-05-01T01:00:00-0530", datetime(2024, 5, 1, 6, 30, tzinfo=UTC)),
+        ("2024-05-01T10:20:30", datetime(2024, 5, 1, 10, 20, 30, tzinfo=UTC)),
+        ("2024-05-01", datetime(2024, 5, 1, tzinfo=UTC)),
         ("", None),
         (None, None),
     ],
@@ -80,13 +95,33 @@ def test_timestamp_forms_are_utc(text, expected):
         assert parsed.utcoffset().total_seconds() == 0
 
 
-@pytest.mark.parametrize("text", ["31/02/2024", "2024-02-31", "2024-13-01", "yesterday", "2024-05-01T25:00:00Z", "2024-05-01T10:00:00+24:00"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "31/02/2024",
+        "2024-02-31",
+        "2024-13-01",
+        "yesterday",
+        "2024-05-01T25:00:00Z",
+        "2024-05-01T10:00:00+24:00",
+    ],
+)
 def test_timestamp_rejects(text):
     with pytest.raises(ValueError):
         parse_timestamp(text)
 
 
-@pytest.mark.parametrize("text, expected", [("true", True), ("FALSE", False), ("True", True), (" false ", False), ("", None), (None, None)])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("true", True),
+        ("FALSE", False),
+        ("True", True),
+        (" false ", False),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_boolean_forms(text, expected):
     assert parse_bool(text) is expected
 
@@ -104,7 +139,13 @@ def _parse(body, account_id="acc-1"):
 
 
 def _invoice(**fields):
-    return {"invoiceId": "inv-1", "amount": "10.00", "balance": "10.00", "dueDate": "2024-01-01", **fields}
+    return {
+        "invoiceId": "inv-1",
+        "amount": "10.00",
+        "balance": "10.00",
+        "dueDate": "2024-01-01",
+        **fields,
+    }
 
 
 def test_error_names_account_invoice_field_and_value():
@@ -116,13 +157,17 @@ def test_error_names_account_invoice_field_and_value():
 
 
 def test_item_error_names_the_item():
-    body = {"billingInvoices": [_invoice(invoiceItems=[{"invoiceItemId": "item-9", "unitPrice": "x"}])]}
+    body = {
+        "billingInvoices": [_invoice(invoiceItems=[{"invoiceItemId": "item-9", "unitPrice": "x"}])]
+    }
     with pytest.raises(ResponseError, match=r"acc-1, invoice inv-1, item item-9, field unitPrice"):
         _parse(body)
 
 
 def test_account_level_error_names_the_account():
-    with pytest.raises(ResponseError, match=r"account acc-1, field pastDueBalance: cannot read 'abc'"):
+    with pytest.raises(
+        ResponseError, match=r"account acc-1, field pastDueBalance: cannot read 'abc'"
+    ):
         _parse({"pastDueBalance": "abc"})
 
 
@@ -162,11 +207,28 @@ def test_duplicate_invoice_ids():
 
 def test_types_of_every_column():
     body = {
-        "pastDueBalance": "$1,000.00", "accountBalance": "2,000.00", "currencyCode": "USD", "paymentAllowed": "true",
-        "billingInvoices": [_invoice(
-            taxableAmount="8.00", nonTaxableAmount="", pdfAvailable="False", invoiceNumber="N-1", invoiceUri="/x",
-            invoiceItems=[{"invoiceItemId": "i", "chargeName": "Seats", "chargeAmount": "10.00", "quantity": "2", "unitPrice": "5.00"}],
-        )],
+        "pastDueBalance": "$1,000.00",
+        "accountBalance": "2,000.00",
+        "currencyCode": "USD",
+        "paymentAllowed": "true",
+        "billingInvoices": [
+            _invoice(
+                taxableAmount="8.00",
+                nonTaxableAmount="",
+                pdfAvailable="False",
+                invoiceNumber="N-1",
+                invoiceUri="/x",
+                invoiceItems=[
+                    {
+                        "invoiceItemId": "i",
+                        "chargeName": "Seats",
+                        "chargeAmount": "10.00",
+                        "quantity": "2",
+                        "unitPrice": "5.00",
+                    }
+                ],
+            )
+        ],
     }
     batch = _parse(body)
     money = pa.decimal128(38, 9)
@@ -191,7 +253,13 @@ def test_types_of_every_column():
 def test_new_fields_become_text_columns_and_keys_stay_ours():
     body = {
         "newTopField": "x",
-        "billingInvoices": [_invoice(accountId="other", vendorRef={"a": 1}, invoiceItems=[{"invoiceItemId": "i", "sku": "S-1"}])],
+        "billingInvoices": [
+            _invoice(
+                accountId="other",
+                vendorRef={"a": 1},
+                invoiceItems=[{"invoiceItemId": "i", "sku": "S-1"}],
+            )
+        ],
     }
     batch = _parse(body)
     invoice = batch.invoices.to_pylist()[0]
@@ -202,24 +270,48 @@ def test_new_fields_become_text_columns_and_keys_stay_ours():
 
 
 def test_version_hash_ignores_text_form_but_not_value():
-    plain = _parse({"billingInvoices": [_invoice(amount="1234.50")]}).invoices.to_pylist()[0]["_dlt_id"]
-    styled = _parse({"billingInvoices": [_invoice(amount="$1,234.5")]}).invoices.to_pylist()[0]["_dlt_id"]
-    changed = _parse({"billingInvoices": [_invoice(amount="1234.51")]}).invoices.to_pylist()[0]["_dlt_id"]
+    plain = _parse({"billingInvoices": [_invoice(amount="1234.50")]}).invoices.to_pylist()[0][
+        "_dlt_id"
+    ]
+    styled = _parse({"billingInvoices": [_invoice(amount="$1,234.5")]}).invoices.to_pylist()[0][
+        "_dlt_id"
+    ]
+    changed = _parse({"billingInvoices": [_invoice(amount="1234.51")]}).invoices.to_pylist()[0][
+        "_dlt_id"
+    ]
     assert plain == styled != changed
 
 
 def test_items_link_to_their_invoice_version():
-    batch = _parse({"billingInvoices": [_invoice(invoiceItems=[{"invoiceItemId": "a"}, {"invoiceItemId": "b"}])]})
+    batch = _parse(
+        {
+            "billingInvoices": [
+                _invoice(invoiceItems=[{"invoiceItemId": "a"}, {"invoiceItemId": "b"}])
+            ]
+        }
+    )
     version = batch.invoices.to_pylist()[0]["_dlt_id"]
     items = batch.items.to_pylist()
     assert [i["_dlt_parent_id"] for i in items] == [version, version]
     assert [i["_dlt_list_idx"] for i in items] == [0, 1]
-    assert {i["invoice_id"] for i in items} == {"inv-1"} and {i["account_id"] for i in items} == {"acc-1"}
+    assert {i["invoice_id"] for i in items} == {"inv-1"} and {i["account_id"] for i in items} == {
+        "acc-1"
+    }
     assert len({i["_dlt_id"] for i in items}) == 2
 
 
 _AMOUNT_TEXT = st.from_regex(r"\A[-+]?\$?-?[0-9,]{0,14}(\.[0-9]{0,11})?\Z") | st.sampled_from(
-    ["", " ", "1,234.56", "$-1.00", "9" * 29, "-$" + "9" * 29 + ".123456789", "9" * 30, "1." + "0" * 10, "-.5"]
+    [
+        "",
+        " ",
+        "1,234.56",
+        "$-1.00",
+        "9" * 29,
+        "-$" + "9" * 29 + ".123456789",
+        "9" * 30,
+        "1." + "0" * 10,
+        "-.5",
+    ]
 )
 _DATE_TEXT = st.from_regex(
     r"\A[0-9]{4}-[01][0-9]-[0-3][0-9]([Tt ][0-2][0-9]:[0-6][0-9](:[0-6][0-9](\.[0-9]{1,9})?)?([Zz]|[+-][0-2][0-9]:?[0-6][0-9])?)?\Z"
@@ -264,7 +356,9 @@ def _bodies():
         invoice["invoiceItems"] = None
     for invoice in bodies[6]["billingInvoices"][:3]:
         del invoice["invoiceItems"]
-    bodies[7]["billingInvoices"].append(dict(bodies[7]["billingInvoices"][0]))  # repeated identically
+    bodies[7]["billingInvoices"].append(
+        dict(bodies[7]["billingInvoices"][0])
+    )  # repeated identically
     return bodies
 
 
@@ -276,19 +370,27 @@ def _built(responses):
 
 
 def _received(content, account_id="acc-1", account_name=None):
-    return AccountResponse(account_id, account_name=account_name, raw=RawBody(content, "application/json"))
+    return AccountResponse(
+        account_id, account_name=account_name, raw=RawBody(content, "application/json")
+    )
 
 
-@pytest.mark.parametrize("indent", [None, 1], ids=["one-line-bodies-read-at-once", "pretty-bodies-read-one-by-one"])
+@pytest.mark.parametrize(
+    "indent", [None, 1], ids=["one-line-bodies-read-at-once", "pretty-bodies-read-one-by-one"]
+)
 @pytest.mark.parametrize("mixed", [False, True], ids=["all-arrow", "one-body-needs-json"])
 def test_arrow_read_bodies_give_exactly_the_tables_of_the_record_path(mixed, indent):
     bodies = _bodies()
     if mixed:
-        bodies[2]["newField"] = {"a": 1}  # a new field: the batch is decoded by json, record by record
+        bodies[2]["newField"] = {
+            "a": 1
+        }  # a new field: the batch is decoded by json, record by record
     raws = [json.dumps(body, indent=indent).encode() for body in bodies]
     received = [_received(raw, f"acc-{n}", f"name {n}") for n, raw in enumerate(raws)]
     assert (read_known(received) is None) is mixed
-    records = [AccountResponse(f"acc-{n}", json.loads(raw), f"name {n}") for n, raw in enumerate(raws)]
+    records = [
+        AccountResponse(f"acc-{n}", json.loads(raw), f"name {n}") for n, raw in enumerate(raws)
+    ]
     fast, reference = _built(received), _built(records)
     for name in ("invoices", "items", "snapshots", "errors"):
         assert getattr(fast, name).equals(getattr(reference, name), check_metadata=True), name
@@ -298,10 +400,23 @@ def test_arrow_read_bodies_give_exactly_the_tables_of_the_record_path(mixed, ind
 @pytest.mark.parametrize(
     "content",
     [
-        b'{"currencyCode": 12.5}', b'{"newField": "x"}', b'{"a": 1}\n{"a": 2}',
-        b'{"currencyCode": "USD"} {"currencyCode": "EUR"}', b"[]", b"\xff", b"",
+        b'{"currencyCode": 12.5}',
+        b'{"newField": "x"}',
+        b'{"a": 1}\n{"a": 2}',
+        b'{"currencyCode": "USD"} {"currencyCode": "EUR"}',
+        b"[]",
+        b"\xff",
+        b"",
     ],
-    ids=["number", "new-field", "two-objects", "two-objects-one-line", "array", "bad-utf8", "empty"],
+    ids=[
+        "number",
+        "new-field",
+        "two-objects",
+        "two-objects-one-line",
+        "array",
+        "bad-utf8",
+        "empty",
+    ],
 )
 def test_bodies_arrow_cannot_read_exactly_go_to_the_json_decoder(content):
     good = _received(json.dumps(_bodies()[0]).encode(), "acc-0")
@@ -321,7 +436,10 @@ def test_bodies_arrow_cannot_read_exactly_go_to_the_json_decoder(content):
     "content, message",
     [
         (b'{"billingInvoices": [null]}', "billingInvoices must be a list of objects"),
-        (b'{"billingInvoices": [{"invoiceId": "a", "invoiceItems": [null]}]}', "invoiceItems must be a list of objects"),
+        (
+            b'{"billingInvoices": [{"invoiceId": "a", "invoiceItems": [null]}]}',
+            "invoiceItems must be a list of objects",
+        ),
         (b'{"billingInvoices": [{"invoiceId": " "}]}', "invoiceId is missing"),
     ],
 )

@@ -15,15 +15,19 @@ SNAPSHOTS = "billing.past_due_snapshots"
 
 
 def _types(runner, table):
-    return dict(runner.rows(
-        "SELECT column_name, data_type FROM information_schema.columns"
-        f" WHERE table_schema = 'billing' AND table_name = '{table}'"
-    ))
+    return dict(
+        runner.rows(
+            "SELECT column_name, data_type FROM information_schema.columns"
+            f" WHERE table_schema = 'billing' AND table_name = '{table}'"
+        )
+    )
 
 
 def _active(runner, account_id=None):
     where = f" AND account_id = '{account_id}'" if account_id else ""
-    return runner.rows(f"SELECT account_id, invoice_id, balance FROM {INVOICES} WHERE _dlt_valid_to IS NULL{where} ORDER BY 1, 2")
+    return runner.rows(
+        f"SELECT account_id, invoice_id, balance FROM {INVOICES} WHERE _dlt_valid_to IS NULL{where} ORDER BY 1, 2"
+    )
 
 
 def test_column_types(runner):
@@ -31,12 +35,18 @@ def test_column_types(runner):
     money = "DECIMAL(38,9)"
     utc = "TIMESTAMP WITH TIME ZONE"
     invoices = _types(runner, "past_due_invoices")
-    assert {k: invoices[k] for k in ("amount", "taxable_amount", "non_taxable_amount", "balance")} == dict.fromkeys(
-        ("amount", "taxable_amount", "non_taxable_amount", "balance"), money
+    assert {
+        k: invoices[k] for k in ("amount", "taxable_amount", "non_taxable_amount", "balance")
+    } == dict.fromkeys(("amount", "taxable_amount", "non_taxable_amount", "balance"), money)
+    assert (
+        invoices["due_date"] == utc
+        and invoices["_dlt_valid_from"] == utc
+        and invoices["_dlt_valid_to"] == utc
     )
-    assert invoices["due_date"] == utc and invoices["_dlt_valid_from"] == utc and invoices["_dlt_valid_to"] == utc
     assert invoices["pdf_available"] == "BOOLEAN"
-    assert invoices["invoice_number"] == invoices["invoice_uri"] == invoices["invoice_id"] == "VARCHAR"
+    assert (
+        invoices["invoice_number"] == invoices["invoice_uri"] == invoices["invoice_id"] == "VARCHAR"
+    )
     items = _types(runner, "past_due_invoices__invoice_items")
     assert items["charge_amount"] == items["unit_price"] == items["quantity"] == money
     assert items["account_id"] == items["invoice_id"] == items["_dlt_parent_id"] == "VARCHAR"
@@ -58,7 +68,12 @@ def test_values_equal_the_api_exactly(runner, sandbox):
                 expected_items[key + (item["invoiceItemId"],)] = parse_decimal(item["chargeAmount"])
     loaded = {(a, i): b for a, i, b in _active(runner)}
     assert loaded == expected_invoices and all(isinstance(v, Decimal) for v in loaded.values())
-    items = dict(((a, i, n), c) for a, i, n, c in runner.rows(f"SELECT account_id, invoice_id, invoice_item_id, charge_amount FROM {ITEMS}"))
+    items = dict(
+        ((a, i, n), c)
+        for a, i, n, c in runner.rows(
+            f"SELECT account_id, invoice_id, invoice_item_id, charge_amount FROM {ITEMS}"
+        )
+    )
     assert items == expected_items
 
 
@@ -76,19 +91,25 @@ def test_items_join_their_invoice_by_plain_keys_and_linkage(runner):
 def test_snapshots_one_row_per_account_and_run(runner, sandbox):
     runner.run()
     runner.run()
-    rows = runner.rows(f"SELECT snapshot_at, count(*), count(DISTINCT account_id) FROM {SNAPSHOTS} GROUP BY 1 ORDER BY 1")
+    rows = runner.rows(
+        f"SELECT snapshot_at, count(*), count(DISTINCT account_id) FROM {SNAPSHOTS} GROUP BY 1 ORDER BY 1"
+    )
     assert len(rows) == 2
     assert all(count == distinct == len(sandbox.account_ids) for _, count, distinct in rows)
     account = sandbox.account_ids[0]
     body = sandbox.response(account)
-    assert runner.rows(f"SELECT past_due_balance, invoice_count, currency_code FROM {SNAPSHOTS} WHERE account_id = '{account}' LIMIT 1") == [
+    assert runner.rows(
+        f"SELECT past_due_balance, invoice_count, currency_code FROM {SNAPSHOTS} WHERE account_id = '{account}' LIMIT 1"
+    ) == [
         (parse_decimal(body["pastDueBalance"]), len(body["billingInvoices"]), body["currencyCode"])
     ]
 
 
 def test_snapshot_time_is_the_history_boundary(runner):
     runner.run()
-    assert runner.rows(f"SELECT DISTINCT _dlt_valid_from FROM {INVOICES}") == runner.rows(f"SELECT DISTINCT snapshot_at FROM {SNAPSHOTS}")
+    assert runner.rows(f"SELECT DISTINCT _dlt_valid_from FROM {INVOICES}") == runner.rows(
+        f"SELECT DISTINCT snapshot_at FROM {SNAPSHOTS}"
+    )
 
 
 def test_unchanged_rerun_adds_nothing_but_a_snapshot(runner):
@@ -107,7 +128,9 @@ def test_paid_invoice_is_retired(runner, sandbox):
     paid = sandbox.response(account)["billingInvoices"][0]["invoiceId"]
     sandbox.pay_invoice(account, paid)
     runner.run()
-    retired = runner.rows(f"SELECT _dlt_valid_to IS NOT NULL FROM {INVOICES} WHERE invoice_id = '{paid}'")
+    retired = runner.rows(
+        f"SELECT _dlt_valid_to IS NOT NULL FROM {INVOICES} WHERE invoice_id = '{paid}'"
+    )
     assert retired == [(True,)]
     assert paid not in {i for _, i, _ in _active(runner, account)}
     assert len(_active(runner, account)) == len(sandbox.response(account)["billingInvoices"])
@@ -123,9 +146,14 @@ def test_balance_change_is_a_new_version_with_its_items(runner, sandbox):
         f"SELECT balance, _dlt_valid_to IS NULL, _dlt_id FROM {INVOICES}"
         f" WHERE account_id = '{account}' AND invoice_id = '{invoice['invoiceId']}' ORDER BY _dlt_valid_from"
     )
-    assert [(b, active) for b, active, _ in versions] == [(parse_decimal(invoice["balance"]), False), (Decimal("1.23"), True)]
+    assert [(b, active) for b, active, _ in versions] == [
+        (parse_decimal(invoice["balance"]), False),
+        (Decimal("1.23"), True),
+    ]
     for _, _, version in versions:
-        items = runner.rows(f"SELECT count(*) FROM {ITEMS} WHERE _dlt_parent_id = '{version}'")[0][0]
+        items = runner.rows(f"SELECT count(*) FROM {ITEMS} WHERE _dlt_parent_id = '{version}'")[0][
+            0
+        ]
         assert items == len(invoice["invoiceItems"])
 
 
@@ -139,7 +167,9 @@ def test_account_not_in_the_run_is_untouched(runner, sandbox):
     assert _active(runner, first) == untouched
     runner.run(account_ids=[first])
     assert _active(runner, first) == []
-    assert runner.rows(f"SELECT count(*) FROM {INVOICES} WHERE account_id = '{first}' AND _dlt_valid_to IS NULL") == [(0,)]
+    assert runner.rows(
+        f"SELECT count(*) FROM {INVOICES} WHERE account_id = '{first}' AND _dlt_valid_to IS NULL"
+    ) == [(0,)]
 
 
 def test_account_with_no_invoices_left_retires_them_all(runner, sandbox):
@@ -181,8 +211,12 @@ def test_new_api_fields_land_as_new_columns(runner, sandbox):
     body["billingInvoices"][0]["invoiceItems"][0]["taxCode"] = "VAT20"
     sandbox.set_response(account, body)
     runner.run()
-    assert runner.rows(f"SELECT billing_group FROM {SNAPSHOTS} WHERE billing_group IS NOT NULL") == [("EMEA",)]
-    assert runner.rows(f"SELECT purchase_order FROM {INVOICES} WHERE purchase_order IS NOT NULL") == [("PO-77",)]
+    assert runner.rows(
+        f"SELECT billing_group FROM {SNAPSHOTS} WHERE billing_group IS NOT NULL"
+    ) == [("EMEA",)]
+    assert runner.rows(
+        f"SELECT purchase_order FROM {INVOICES} WHERE purchase_order IS NOT NULL"
+    ) == [("PO-77",)]
     assert runner.rows(f"SELECT tax_code FROM {ITEMS} WHERE tax_code IS NOT NULL") == [("VAT20",)]
 
 
@@ -206,7 +240,9 @@ def test_duckdb_gets_the_product_settings_under_the_users(tmp_path, monkeypatch)
     `[destination.duckdb.credentials] global_config` overrides them key by key."""
 
     def seen():
-        pipeline = make_pipeline(pipelines_dir=str(tmp_path / "pipelines"), duckdb_file=str(tmp_path / "x.duckdb"))
+        pipeline = make_pipeline(
+            pipelines_dir=str(tmp_path / "pipelines"), duckdb_file=str(tmp_path / "x.duckdb")
+        )
         with pipeline.sql_client() as client:
             sql = "SELECT current_setting('memory_limit'), current_setting('preserve_insertion_order')"
             return tuple(client.execute_sql(sql)[0])
@@ -225,15 +261,24 @@ def test_runs_append_only_the_items_of_versions_new_to_the_destination(runner, s
     runner.run()
     sandbox.set_balance(account, invoice["invoiceId"], "1.23")
     runner.run()
-    per_load = [n for (n,) in runner.rows(f"SELECT count(*) FROM {ITEMS} GROUP BY _dlt_load_id ORDER BY _dlt_load_id")]
+    per_load = [
+        n
+        for (n,) in runner.rows(
+            f"SELECT count(*) FROM {ITEMS} GROUP BY _dlt_load_id ORDER BY _dlt_load_id"
+        )
+    ]
     assert per_load[1:] == [len(invoice["invoiceItems"])]  # nothing from the unchanged rerun
     sandbox.set_balance(account, invoice["invoiceId"], invoice["balance"])
     runner.run()
-    assert runner.rows(f"SELECT count(*), count(DISTINCT _dlt_id) FROM {ITEMS}") == [(sum(per_load), sum(per_load))]
+    assert runner.rows(f"SELECT count(*), count(DISTINCT _dlt_id) FROM {ITEMS}") == [
+        (sum(per_load), sum(per_load))
+    ]
     back = runner.rows(
         f"SELECT _dlt_id FROM {INVOICES} WHERE invoice_id = '{invoice['invoiceId']}' AND _dlt_valid_to IS NULL"
     )
     first = f"SELECT _dlt_id FROM {INVOICES} WHERE invoice_id = '{invoice['invoiceId']}' ORDER BY _dlt_valid_from LIMIT 1"
     assert back == runner.rows(first)  # the first version, active again
-    items_of_active = runner.rows(f"SELECT count(*) FROM {ITEMS} WHERE _dlt_parent_id = '{back[0][0]}'")
+    items_of_active = runner.rows(
+        f"SELECT count(*) FROM {ITEMS} WHERE _dlt_parent_id = '{back[0][0]}'"
+    )
     assert items_of_active == [(len(invoice["invoiceItems"]),)]

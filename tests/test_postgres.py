@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import itertools
 import subprocess
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any
 
 import dlt
 import pytest
@@ -21,7 +22,6 @@ from pipelines import cli, recovery
 from pipelines.docusign_billing_pipeline import load, make_pipeline, summarize
 from sources.docusign_billing import settings
 from sources.docusign_billing.sandbox import ACCESS_TOKEN, Sandbox
-
 from tests.conftest import FAST_RETRIES, REPO, TOKEN_CREDENTIALS
 from tests.postgres_server import PostgresNotInstalled, PostgresServer
 
@@ -32,7 +32,7 @@ TIMESTAMPTZ = ("timestamp with time zone", None, None)
 BOOLEAN = ("boolean", None, None)
 BIGINT = ("bigint", 64, 0)
 
-EXPECTED_COLUMNS: Dict[str, Dict[str, tuple]] = {
+EXPECTED_COLUMNS: dict[str, dict[str, tuple]] = {
     settings.INVOICES_TABLE: {
         "account_id": TEXT,
         "invoice_id": TEXT,
@@ -74,18 +74,20 @@ EXPECTED_COLUMNS: Dict[str, Dict[str, tuple]] = {
     },
 }
 INVOICE_COLUMNS = "account_id, invoice_id, invoice_number, invoice_uri, amount, taxable_amount, non_taxable_amount, balance, due_date, pdf_available"
-ITEM_COLUMNS = "account_id, invoice_id, invoice_item_id, charge_name, charge_amount, quantity, unit_price"
+ITEM_COLUMNS = (
+    "account_id, invoice_id, invoice_item_id, charge_name, charge_amount, quantity, unit_price"
+)
 
 
 # expected values, computed from the sandbox's string bodies independently of the project's parsers
-def money(text: str) -> Optional[Decimal]:
+def money(text: str) -> Decimal | None:
     cleaned = text.replace("$", "").replace(",", "")
     return Decimal(cleaned) if cleaned.strip() else None
 
 
 def moment(text: str) -> datetime:
     value = datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)  # DocuSign: no offset means UTC
+    return value if value.tzinfo else value.replace(tzinfo=UTC)  # DocuSign: no offset means UTC
 
 
 def flag(text: str) -> bool:
@@ -93,7 +95,7 @@ def flag(text: str) -> bool:
     return text.lower() == "true"
 
 
-def expected_invoice(account_id: str, invoice: Dict[str, Any]) -> tuple:
+def expected_invoice(account_id: str, invoice: dict[str, Any]) -> tuple:
     return (
         account_id,
         invoice["invoiceId"],
@@ -108,7 +110,7 @@ def expected_invoice(account_id: str, invoice: Dict[str, Any]) -> tuple:
     )
 
 
-def expected_items(account_id: str, invoice: Dict[str, Any]) -> List[tuple]:
+def expected_items(account_id: str, invoice: dict[str, Any]) -> list[tuple]:
     return [
         (
             account_id,
@@ -126,7 +128,9 @@ def expected_items(account_id: str, invoice: Dict[str, Any]) -> List[tuple]:
 # fixtures ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
-    with PostgresServer() as server:  # raises PostgresNotInstalled (with the install hint) if missing
+    with (
+        PostgresServer() as server
+    ):  # raises PostgresNotInstalled (with the install hint) if missing
         yield server
 
 
@@ -144,11 +148,13 @@ class PgRunner:
         self.pipelines_dir = str(directory / "pipelines")
         self.connection = server.connect(self.database)
 
-    def pipeline(self, password: Optional[str] = None) -> dlt.Pipeline:
+    def pipeline(self, password: str | None = None) -> dlt.Pipeline:
         url = self.url if password is None else self.server.url_with(password, self.database)
-        return make_pipeline(destination=dlt.destinations.postgres(credentials=url), pipelines_dir=self.pipelines_dir)
+        return make_pipeline(
+            destination=dlt.destinations.postgres(credentials=url), pipelines_dir=self.pipelines_dir
+        )
 
-    def run(self, password: Optional[str] = None) -> dlt.Pipeline:
+    def run(self, password: str | None = None) -> dlt.Pipeline:
         pipeline = self.pipeline(password)
         info = load(
             pipeline,
@@ -160,12 +166,12 @@ class PgRunner:
         assert not info.has_failed_jobs
         return pipeline
 
-    def rows(self, sql: str, *params: Any) -> List[tuple]:
+    def rows(self, sql: str, *params: Any) -> list[tuple]:
         with self.connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall()
 
-    def table(self, name: str) -> List[tuple]:
+    def table(self, name: str) -> list[tuple]:
         """Every row, in a total order (keyed reloads rewrite rows, so their physical order moves)."""
         return sorted(self.rows(f"SELECT * FROM {DATASET}.{name}"), key=repr)
 
@@ -183,14 +189,18 @@ def pg(postgres: PostgresServer, sandbox: Sandbox, tmp_path: Path) -> Iterator[P
     runner.close()
 
 
-def files_containing(root: Path, needle: str) -> List[str]:
+def files_containing(root: Path, needle: str) -> list[str]:
     """Every file under `root` whose bytes contain `needle` (pickles, JSON, parquet, logs alike)."""
     data = needle.encode()
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and data in p.read_bytes())
+    return sorted(
+        str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and data in p.read_bytes()
+    )
 
 
 # the helper and the install script ---------------------------------------------------------------
-def test_missing_server_binaries_fail_with_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_server_binaries_fail_with_the_install_hint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import tests.postgres_server as helper
 
     monkeypatch.setattr(helper.glob, "glob", lambda pattern: [])
@@ -204,7 +214,10 @@ def test_missing_server_binaries_fail_with_the_install_hint(monkeypatch: pytest.
 def test_install_script_is_silent_when_postgres_is_installed(postgres: PostgresServer) -> None:
     """Needs `postgres`: with the binaries present the script must do nothing and say nothing."""
     result = subprocess.run(
-        ["bash", str(REPO / "scripts" / "install-postgres.sh")], capture_output=True, text=True, timeout=60
+        ["bash", str(REPO / "scripts" / "install-postgres.sh")],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
@@ -215,7 +228,9 @@ def test_server_requires_the_password_over_tcp(postgres: PostgresServer) -> None
     connection = postgres.connect()
     try:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT current_user, inet_server_addr()::text, current_setting('fsync')")
+            cursor.execute(
+                "SELECT current_user, inet_server_addr()::text, current_setting('fsync')"
+            )
             assert cursor.fetchone() == (postgres.user, "127.0.0.1/32", "off")
     finally:
         connection.close()
@@ -226,7 +241,7 @@ def test_server_requires_the_password_over_tcp(postgres: PostgresServer) -> None
 # types and values ---------------------------------------------------------------------------------
 def test_column_types_in_information_schema(pg: PgRunner) -> None:
     pg.run()
-    found: Dict[str, Dict[str, tuple]] = {}
+    found: dict[str, dict[str, tuple]] = {}
     for table, column, data_type, precision, scale in pg.rows(
         "SELECT table_name, column_name, data_type, numeric_precision, numeric_scale"
         " FROM information_schema.columns WHERE table_schema = %s AND table_name NOT LIKE '\\_dlt\\_%%'"
@@ -241,18 +256,31 @@ def test_column_types_in_information_schema(pg: PgRunner) -> None:
         " WHERE table_schema = %s AND is_nullable = 'NO' AND table_name NOT LIKE '\\_dlt\\_%%'",
         DATASET,
     )
-    assert {(settings.INVOICES_TABLE, "_dlt_id"), (settings.INVOICES_TABLE, "account_id"),
-            (settings.ITEMS_TABLE, "_dlt_parent_id"), (settings.SNAPSHOTS_TABLE, "snapshot_at")} <= set(not_null)
+    assert {
+        (settings.INVOICES_TABLE, "_dlt_id"),
+        (settings.INVOICES_TABLE, "account_id"),
+        (settings.ITEMS_TABLE, "_dlt_parent_id"),
+        (settings.SNAPSHOTS_TABLE, "snapshot_at"),
+    } <= set(not_null)
 
 
 def test_values_equal_the_api_response_exactly(pg: PgRunner, sandbox: Sandbox) -> None:
     pg.run()
     bodies = {account_id: sandbox.response(account_id) for account_id in sandbox.account_ids}
-    invoices = sorted(expected_invoice(a, i) for a, body in bodies.items() for i in body["billingInvoices"])
-    items = sorted(row for a, body in bodies.items() for i in body["billingInvoices"] for row in expected_items(a, i))
+    invoices = sorted(
+        expected_invoice(a, i) for a, body in bodies.items() for i in body["billingInvoices"]
+    )
+    items = sorted(
+        row
+        for a, body in bodies.items()
+        for i in body["billingInvoices"]
+        for row in expected_items(a, i)
+    )
     assert any(row[6] is None for row in invoices), "sandbox data should include a blank amount"
 
-    loaded_invoices = pg.rows(f"SELECT {INVOICE_COLUMNS} FROM {DATASET}.{settings.INVOICES_TABLE} ORDER BY 1, 2")
+    loaded_invoices = pg.rows(
+        f"SELECT {INVOICE_COLUMNS} FROM {DATASET}.{settings.INVOICES_TABLE} ORDER BY 1, 2"
+    )
     assert loaded_invoices == invoices
     for row in loaded_invoices:  # exact decimals: no float ever touched them
         assert all(isinstance(v, Decimal) for v in row[4:8] if v is not None)
@@ -262,8 +290,12 @@ def test_values_equal_the_api_response_exactly(pg: PgRunner, sandbox: Sandbox) -
         f"SELECT invoice_id, invoice_item_id FROM {DATASET}.{settings.ITEMS_TABLE} ORDER BY invoice_id, _dlt_list_idx"
     )
     assert ordered == sorted(
-        ((i["invoiceId"], item["invoiceItemId"]) for b in bodies.values() for i in b["billingInvoices"]
-         for item in i["invoiceItems"]),
+        (
+            (i["invoiceId"], item["invoiceItemId"])
+            for b in bodies.values()
+            for i in b["billingInvoices"]
+            for item in i["invoiceItems"]
+        ),
         key=lambda pair: pair[0],
     )
 
@@ -272,12 +304,20 @@ def test_values_equal_the_api_response_exactly(pg: PgRunner, sandbox: Sandbox) -
         f" FROM {DATASET}.{settings.SNAPSHOTS_TABLE} ORDER BY 1"
     )
     assert snapshots == sorted(
-        (a, b["currencyCode"], money(b["pastDueBalance"]), money(b["accountBalance"]), flag(b["paymentAllowed"]),
-         len(b["billingInvoices"]))
+        (
+            a,
+            b["currencyCode"],
+            money(b["pastDueBalance"]),
+            money(b["accountBalance"]),
+            flag(b["paymentAllowed"]),
+            len(b["billingInvoices"]),
+        )
         for a, b in bodies.items()
     )
     # one run, one snapshot time: it is every version's valid_from
-    (snapshot_at,) = {row[0] for row in pg.rows(f"SELECT snapshot_at FROM {DATASET}.{settings.SNAPSHOTS_TABLE}")}
+    (snapshot_at,) = {
+        row[0] for row in pg.rows(f"SELECT snapshot_at FROM {DATASET}.{settings.SNAPSHOTS_TABLE}")
+    }
     assert pg.rows(
         f"SELECT DISTINCT _dlt_valid_from, _dlt_valid_to FROM {DATASET}.{settings.INVOICES_TABLE}"
     ) == [(snapshot_at, None)]
@@ -287,12 +327,16 @@ def test_summarize_reads_postgres(pg: PgRunner, sandbox: Sandbox) -> None:
     pipeline = pg.run()
     summary = summarize(pipeline)
     bodies = [sandbox.response(a) for a in sandbox.account_ids]
-    totals: Dict[str, Decimal] = {}
+    totals: dict[str, Decimal] = {}
     for body in bodies:
-        totals[body["currencyCode"]] = totals.get(body["currencyCode"], Decimal(0)) + money(body["pastDueBalance"])
+        totals[body["currencyCode"]] = totals.get(body["currencyCode"], Decimal(0)) + money(
+            body["pastDueBalance"]
+        )
     assert summary.accounts == len(bodies)
     assert summary.invoices == sum(len(b["billingInvoices"]) for b in bodies)
-    assert summary.items == sum(len(i["invoiceItems"]) for b in bodies for i in b["billingInvoices"])
+    assert summary.items == sum(
+        len(i["invoiceItems"]) for b in bodies for i in b["billingInvoices"]
+    )
     assert summary.past_due == totals
     assert pipeline.destination.destination_name == "postgres"
 
@@ -308,7 +352,9 @@ def test_history_over_runs(pg: PgRunner, sandbox: Sandbox) -> None:
     old_balance = money(changed["balance"])
     new_balance = Decimal("12.34") if old_balance != Decimal("12.34") else Decimal("56.78")
     cleared = [i["invoiceId"] for i in sandbox.response(cleared_account)["billingInvoices"]]
-    (old_version,) = pg.rows(f"SELECT _dlt_id FROM {invoices} WHERE invoice_id = %s", changed["invoiceId"])[0]
+    (old_version,) = pg.rows(
+        f"SELECT _dlt_id FROM {invoices} WHERE invoice_id = %s", changed["invoiceId"]
+    )[0]
 
     sandbox.pay_invoice(paid_account, paid)
     sandbox.set_balance(changed_account, changed["invoiceId"], str(new_balance))
@@ -318,7 +364,7 @@ def test_history_over_runs(pg: PgRunner, sandbox: Sandbox) -> None:
     second_at = pg.latest_snapshot_at()
     assert second_at > first_at
 
-    def versions(invoice_id: str) -> List[tuple]:
+    def versions(invoice_id: str) -> list[tuple]:
         return pg.rows(
             f"SELECT _dlt_id, balance, _dlt_valid_from, _dlt_valid_to FROM {invoices}"
             " WHERE invoice_id = %s ORDER BY _dlt_valid_from",
@@ -334,16 +380,22 @@ def test_history_over_runs(pg: PgRunner, sandbox: Sandbox) -> None:
     assert old == (old_version, old_balance, first_at, second_at)
     assert new[1:] == (new_balance, second_at, None) and new[0] != old_version
     # current rows are exactly what the API says now
-    current = pg.rows(f"SELECT {INVOICE_COLUMNS} FROM {invoices} WHERE _dlt_valid_to IS NULL ORDER BY 1, 2")
+    current = pg.rows(
+        f"SELECT {INVOICE_COLUMNS} FROM {invoices} WHERE _dlt_valid_to IS NULL ORDER BY 1, 2"
+    )
     now = {a: sandbox.response(a) for a in sandbox.account_ids}
-    assert current == sorted(expected_invoice(a, i) for a, b in now.items() for i in b["billingInvoices"])
+    assert current == sorted(
+        expected_invoice(a, i) for a, b in now.items() for i in b["billingInvoices"]
+    )
     assert not [r for r in current if r[0] == cleared_account]
     # items of current invoices join through _dlt_parent_id = _dlt_id and match the API
     joined = pg.rows(
         f"SELECT {', '.join('it.' + c.strip() for c in ITEM_COLUMNS.split(','))} FROM {items} it"
         f" JOIN {invoices} inv ON it._dlt_parent_id = inv._dlt_id WHERE inv._dlt_valid_to IS NULL"
     )
-    assert sorted(joined) == sorted(row for a, b in now.items() for i in b["billingInvoices"] for row in expected_items(a, i))
+    assert sorted(joined) == sorted(
+        row for a, b in now.items() for i in b["billingInvoices"] for row in expected_items(a, i)
+    )
     new_items = pg.rows(f"SELECT count(*) FROM {items} WHERE _dlt_parent_id = %s", new[0])[0][0]
     assert new_items == len(changed["invoiceItems"]) > 0
     # every item belongs to some invoice version (old versions keep their items)
@@ -411,11 +463,17 @@ def test_wrong_password_fails_without_revealing_it(pg: PgRunner, tmp_path: Path)
         assert all(secret not in str(cause) and secret not in repr(cause) for cause in chain)
     assert files_containing(tmp_path, wrong) == []
     # nothing was loaded
-    assert pg.rows("SELECT count(*) FROM information_schema.schemata WHERE schema_name = %s", DATASET) == [(0,)]
+    assert pg.rows(
+        "SELECT count(*) FROM information_schema.schemata WHERE schema_name = %s", DATASET
+    ) == [(0,)]
 
 
 def test_cli_run_into_postgres_with_password_from_the_environment(
-    pg: PgRunner, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    pg: PgRunner,
+    sandbox: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The way a deployment passes the secret: DESTINATION__POSTGRES__CREDENTIALS."""
     monkeypatch.setenv("SOURCES__DOCUSIGN_BILLING__ACCOUNT_IDS", ",".join(sandbox.account_ids))
@@ -425,7 +483,9 @@ def test_cli_run_into_postgres_with_password_from_the_environment(
     monkeypatch.setenv("SOURCES__DOCUSIGN_BILLING__BACKOFF_FACTOR", "0.05")
     args = ["run", "--destination", "postgres", "--pipelines-dir", pg.pipelines_dir]
 
-    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", pg.server.url_with("wrong-pw-env-31d7", pg.database))
+    monkeypatch.setenv(
+        "DESTINATION__POSTGRES__CREDENTIALS", pg.server.url_with("wrong-pw-env-31d7", pg.database)
+    )
     assert cli.main(args) == cli.EXIT_FAILED
     failed = capsys.readouterr()
     assert "password authentication failed" in failed.err
@@ -436,5 +496,7 @@ def test_cli_run_into_postgres_with_password_from_the_environment(
     done = capsys.readouterr()
     assert f"loaded 3 accounts into postgres dataset {DATASET}" in done.out
     assert pg.server.password not in done.out + done.err
-    assert pg.rows(f"SELECT count(DISTINCT account_id) FROM {DATASET}.{settings.SNAPSHOTS_TABLE}") == [(3,)]
+    assert pg.rows(
+        f"SELECT count(DISTINCT account_id) FROM {DATASET}.{settings.SNAPSHOTS_TABLE}"
+    ) == [(3,)]
     assert files_containing(tmp_path, pg.server.password) == []

@@ -5,7 +5,7 @@ row counts match the input, every decimal, timestamp and boolean equals the inpu
 item joins its invoice, and a second identical run changes nothing but adds one snapshot per account.
 """
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings
@@ -36,15 +36,28 @@ def timestamps(draw):
     """(text, exact UTC value): ISO with 0-7 fraction digits, `Z`/offset/none, or a plain date."""
     day = draw(st.dates(min_value=date(2000, 1, 1), max_value=date(2030, 12, 31)))
     if draw(st.booleans()):
-        return day.isoformat(), datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-    moment = datetime(day.year, day.month, day.day, draw(st.integers(0, 23)), draw(st.integers(0, 59)), draw(st.integers(0, 59)))
+        return day.isoformat(), datetime(day.year, day.month, day.day, tzinfo=UTC)
+    moment = datetime(
+        day.year,
+        day.month,
+        day.day,
+        draw(st.integers(0, 23)),
+        draw(st.integers(0, 59)),
+        draw(st.integers(0, 59)),
+    )
     digits = draw(st.integers(0, 7))
-    fraction = "".join(draw(st.lists(st.sampled_from("0123456789"), min_size=digits, max_size=digits)))
+    fraction = "".join(
+        draw(st.lists(st.sampled_from("0123456789"), min_size=digits, max_size=digits))
+    )
     micros = int(fraction[:6].ljust(6, "0")) if fraction else 0
     zone = draw(st.sampled_from(["Z", "", "+02:00", "-05:30", "+00:00"]))
-    offset = timedelta(0) if zone in ("Z", "") else (1 if zone[0] == "+" else -1) * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+    offset = (
+        timedelta(0)
+        if zone in ("Z", "")
+        else (1 if zone[0] == "+" else -1) * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+    )
     text = moment.isoformat() + (f".{fraction}" if fraction else "") + zone
-    return text, (moment.replace(microsecond=micros) - offset).replace(tzinfo=timezone.utc)
+    return text, (moment.replace(microsecond=micros) - offset).replace(tzinfo=UTC)
 
 
 @st.composite
@@ -69,22 +82,38 @@ def account_bodies(draw, account_id):
         raw["pdfAvailable"], expected["pdfAvailable"] = draw(booleans())
         raw["invoiceItems"] = []
         for position in range(draw(st.integers(0, 4))):
-            item = {"invoiceItemId": f"{number}-{position}", "chargeName": draw(st.text(max_size=12))}
+            item = {
+                "invoiceItemId": f"{number}-{position}",
+                "chargeName": draw(st.text(max_size=12)),
+            }
             values = {}
             for field in ("chargeAmount", "quantity", "unitPrice"):
                 item[field], values[field] = draw(amounts())
             raw["invoiceItems"].append(item)
             expected_items[(account_id, invoice_id, item["invoiceItemId"])] = (
-                values["chargeAmount"], values["quantity"], values["unitPrice"], item["chargeName"]
+                values["chargeAmount"],
+                values["quantity"],
+                values["unitPrice"],
+                item["chargeName"],
             )
         invoices.append(raw)
-        expected_invoices[(account_id, invoice_id)] = tuple(expected[f] for f in (*MONEY, "dueDate", "pdfAvailable"))
-    body = {"billingInvoices": invoices, "currencyCode": draw(st.sampled_from(["USD", "EUR", "GBP"]))}
-    (body["pastDueBalance"], past_due), (body["paymentAllowed"], allowed) = draw(amounts()), draw(booleans())
+        expected_invoices[(account_id, invoice_id)] = tuple(
+            expected[f] for f in (*MONEY, "dueDate", "pdfAvailable")
+        )
+    body = {
+        "billingInvoices": invoices,
+        "currencyCode": draw(st.sampled_from(["USD", "EUR", "GBP"])),
+    }
+    (body["pastDueBalance"], past_due), (body["paymentAllowed"], allowed) = (
+        draw(amounts()),
+        draw(booleans()),
+    )
     return body, expected_invoices, expected_items, (past_due, allowed, len(invoices))
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_random_valid_responses_load_exactly_and_idempotently(sandbox, tmp_path_factory, data):
     runner = Runner(sandbox, tmp_path_factory.mktemp("example"))
@@ -103,10 +132,14 @@ def test_random_valid_responses_load_exactly_and_idempotently(sandbox, tmp_path_
     )
     assert len(loaded_invoices) == len(invoices)
     assert {(a, i): tuple(rest) for a, i, *rest in loaded_invoices} == invoices
-    loaded_items = runner.rows(f"SELECT account_id, invoice_id, invoice_item_id, charge_amount, quantity, unit_price, charge_name FROM {ITEMS}")
+    loaded_items = runner.rows(
+        f"SELECT account_id, invoice_id, invoice_item_id, charge_amount, quantity, unit_price, charge_name FROM {ITEMS}"
+    )
     assert len(loaded_items) == len(items)
     assert {(a, i, n): tuple(rest) for a, i, n, *rest in loaded_items} == items
-    loaded_snapshots = runner.rows(f"SELECT account_id, past_due_balance, payment_allowed, invoice_count FROM {SNAPSHOTS}")
+    loaded_snapshots = runner.rows(
+        f"SELECT account_id, past_due_balance, payment_allowed, invoice_count FROM {SNAPSHOTS}"
+    )
     assert {a: tuple(rest) for a, *rest in loaded_snapshots} == snapshots
     assert_consistent(runner)
 
@@ -115,4 +148,6 @@ def test_random_valid_responses_load_exactly_and_idempotently(sandbox, tmp_path_
     second = runner.snapshot()
     assert second["past_due_invoices"] == first["past_due_invoices"]
     assert second["past_due_invoices__invoice_items"] == first["past_due_invoices__invoice_items"]
-    assert len(second["past_due_snapshots"]) == len(first["past_due_snapshots"]) + len(sandbox.account_ids)
+    assert len(second["past_due_snapshots"]) == len(first["past_due_snapshots"]) + len(
+        sandbox.account_ids
+    )

@@ -11,7 +11,12 @@ from typing import Any
 import pytest
 import requests
 
-from sources.docusign_billing.sandbox import ACCESS_TOKEN, LEGACY_CREDENTIALS, Sandbox, generate_response
+from sources.docusign_billing.sandbox import (
+    ACCESS_TOKEN,
+    LEGACY_CREDENTIALS,
+    Sandbox,
+    generate_response,
+)
 from sources.docusign_billing.sandbox.data import REFERENCE_DATE, account_id_for
 
 TOKEN = {"Authorization": f"Bearer {ACCESS_TOKEN}"}
@@ -54,10 +59,15 @@ def url(sandbox: Sandbox, account_id: str) -> str:
 
 
 def get(
-    sandbox: Sandbox, account_id: str | None = None, headers: dict[str, str] | None = None, **kwargs: Any
+    sandbox: Sandbox,
+    account_id: str | None = None,
+    headers: dict[str, str] | None = None,
+    **kwargs: Any,
 ) -> requests.Response:
     target = account_id or sandbox.account_ids[0]
-    return requests.get(url(sandbox, target), headers=TOKEN if headers is None else headers, timeout=5, **kwargs)
+    return requests.get(
+        url(sandbox, target), headers=TOKEN if headers is None else headers, timeout=5, **kwargs
+    )
 
 
 # data ------------------------------------------------------------------------------------------
@@ -67,14 +77,21 @@ def test_generation_is_deterministic_per_seed() -> None:
     assert all(same[0].response(a) == same[1].response(a) for a in same[0].account_ids)
     other = Sandbox(accounts=2, seed=4)
     assert set(other.account_ids).isdisjoint(same[0].account_ids)
-    assert generate_response(3, 0, "x", 5) == generate_response(3, 0, "x", 5) != generate_response(4, 0, "x", 5)
+    assert (
+        generate_response(3, 0, "x", 5)
+        == generate_response(3, 0, "x", 5)
+        != generate_response(4, 0, "x", 5)
+    )
 
 
 def test_invoice_counts_follow_range_and_empty_accounts() -> None:
     box = Sandbox(accounts=6, invoices_per_account=(1, 3))
     assert all(1 <= len(box.response(a)["billingInvoices"]) <= 3 for a in box.account_ids)
     assert generate_response(1, 0, "acc", 0)["billingInvoices"] == []
-    assert all(len(i["invoiceItems"]) == 2 for i in generate_response(1, 0, "acc", 4, items_per_invoice=2)["billingInvoices"])
+    assert all(
+        len(i["invoiceItems"]) == 2
+        for i in generate_response(1, 0, "acc", 4, items_per_invoice=2)["billingInvoices"]
+    )
 
 
 def test_bodies_are_strings_and_arithmetically_consistent() -> None:
@@ -83,25 +100,51 @@ def test_bodies_are_strings_and_arithmetically_consistent() -> None:
         account_id = account_id_for(5, index)
         body = generate_response(5, index, account_id, 8)
         invoices = body["billingInvoices"]
-        assert body["currencyCode"] in {"USD", "EUR", "GBP"} and body["paymentAllowed"] in {"true", "false"}
-        assert money(body["pastDueBalance"]) == sum((money(i["balance"]) for i in invoices), Decimal(0))
+        assert body["currencyCode"] in {"USD", "EUR", "GBP"} and body["paymentAllowed"] in {
+            "true",
+            "false",
+        }
+        assert money(body["pastDueBalance"]) == sum(
+            (money(i["balance"]) for i in invoices), Decimal(0)
+        )
         assert money(body["accountBalance"]) >= money(body["pastDueBalance"])
         ids = [i["invoiceId"] for i in invoices]
         assert len(set(ids)) == len(ids)
         for invoice in invoices:
             assert all(isinstance(v, str) for k, v in invoice.items() if k != "invoiceItems")
             amount = money(invoice["amount"])
-            assert amount == sum((money(item["chargeAmount"]) for item in invoice["invoiceItems"]), Decimal(0))
+            assert amount == sum(
+                (money(item["chargeAmount"]) for item in invoice["invoiceItems"]), Decimal(0)
+            )
             assert amount == money(invoice["taxableAmount"]) + money(invoice["nonTaxableAmount"])
             assert Decimal(0) <= money(invoice["balance"]) <= amount
             assert invoice["dueDate"][:10] < REFERENCE_DATE.isoformat()
-            assert invoice["invoiceUri"] == f"/v2.1/accounts/{account_id}/billing_invoices/{invoice['invoiceId']}"
+            assert (
+                invoice["invoiceUri"]
+                == f"/v2.1/accounts/{account_id}/billing_invoices/{invoice['invoiceId']}"
+            )
             for item in invoice["invoiceItems"]:
                 assert all(isinstance(v, str) for v in item.values())
-                assert money(item["chargeAmount"]) == Decimal(item["quantity"]) * money(item["unitPrice"])
+                assert money(item["chargeAmount"]) == Decimal(item["quantity"]) * money(
+                    item["unitPrice"]
+                )
             for value in (invoice["amount"], invoice["nonTaxableAmount"]):
-                seen_formats.add("$" if value.startswith("$") else "," if "," in value else "blank" if value == "" else "plain")
-            seen_formats.add("Z" if invoice["dueDate"].endswith("Z") else "offset" if "+" in invoice["dueDate"][10:] else "date")
+                seen_formats.add(
+                    "$"
+                    if value.startswith("$")
+                    else ","
+                    if "," in value
+                    else "blank"
+                    if value == ""
+                    else "plain"
+                )
+            seen_formats.add(
+                "Z"
+                if invoice["dueDate"].endswith("Z")
+                else "offset"
+                if "+" in invoice["dueDate"][10:]
+                else "date"
+            )
     assert {"$", ",", "blank", "plain", "Z", "offset", "date"} <= seen_formats
 
 
@@ -142,28 +185,42 @@ def test_auth_errors(sandbox: Sandbox, headers: dict[str, str], status: int, cod
 
 def test_account_errors_and_unknown_routes(sandbox: Sandbox) -> None:
     stranger = get(sandbox, "00000000-0000-4000-8000-000000000000")
-    assert (stranger.status_code, stranger.json()["errorCode"]) == (400, "USER_DOES_NOT_BELONG_TO_SPECIFIED_ACCOUNT")
+    assert (stranger.status_code, stranger.json()["errorCode"]) == (
+        400,
+        "USER_DOES_NOT_BELONG_TO_SPECIFIED_ACCOUNT",
+    )
     sandbox.deny_admin(sandbox.account_ids[0])
     denied = get(sandbox)
     assert denied.status_code == 400 and denied.json() == {
         "errorCode": "USER_LACKS_PERMISSIONS",
         "message": "This user lacks sufficient permissions to access this resource.",
     }
-    missing = requests.get(f"{sandbox.base_url}/v2.1/accounts/{sandbox.account_ids[0]}/envelopes", headers=TOKEN, timeout=5)
+    missing = requests.get(
+        f"{sandbox.base_url}/v2.1/accounts/{sandbox.account_ids[0]}/envelopes",
+        headers=TOKEN,
+        timeout=5,
+    )
     assert missing.status_code == 404 and "errorCode" in missing.json()
-    assert requests.post(url(sandbox, sandbox.account_ids[0]), headers=TOKEN, timeout=5).status_code == 404
+    assert (
+        requests.post(url(sandbox, sandbox.account_ids[0]), headers=TOKEN, timeout=5).status_code
+        == 404
+    )
 
 
 # state switches --------------------------------------------------------------------------------
 def test_pay_invoice_and_set_balance_visible(sandbox: Sandbox) -> None:
-    account_id = next(a for a in sandbox.account_ids if len(sandbox.response(a)["billingInvoices"]) >= 2)
+    account_id = next(
+        a for a in sandbox.account_ids if len(sandbox.response(a)["billingInvoices"]) >= 2
+    )
     first, second = sandbox.response(account_id)["billingInvoices"][:2]
     sandbox.pay_invoice(account_id, first["invoiceId"])
     sandbox.set_balance(account_id, second["invoiceId"], "$1,000.50")
     body = get(sandbox, account_id).json()
     assert first["invoiceId"] not in {i["invoiceId"] for i in body["billingInvoices"]}
     assert body["billingInvoices"][0]["balance"] == "$1,000.50"
-    assert money(body["pastDueBalance"]) == sum((money(i["balance"]) for i in body["billingInvoices"]), Decimal(0))
+    assert money(body["pastDueBalance"]) == sum(
+        (money(i["balance"]) for i in body["billingInvoices"]), Decimal(0)
+    )
     assert money(body["accountBalance"]) >= money(body["pastDueBalance"])
     with pytest.raises(KeyError):
         sandbox.pay_invoice(account_id, first["invoiceId"])
@@ -176,7 +233,11 @@ def test_set_response_raw_and_add_account(sandbox: Sandbox) -> None:
         get(sandbox, account_id).json()
     sandbox.set_response(account_id, b"<html>maintenance</html>", content_type="text/html")
     html = get(sandbox, account_id)
-    assert (html.status_code, html.headers["Content-Type"], html.text) == (200, "text/html", "<html>maintenance</html>")
+    assert (html.status_code, html.headers["Content-Type"], html.text) == (
+        200,
+        "text/html",
+        "<html>maintenance</html>",
+    )
     sandbox.set_response(account_id, {"errorCode": "X"}, status=418)
     assert get(sandbox, account_id).status_code == 418
     new_id = sandbox.add_account(invoices=0)
@@ -193,7 +254,10 @@ def test_429_fault_headers_and_times(sandbox: Sandbox) -> None:
     assert [r.status_code for r in replies] == [429, 429, 200]
     throttled = replies[0]
     assert throttled.json()["errorCode"] == "HOURLY_APIINVOCATION_LIMIT_EXCEEDED"
-    assert throttled.headers["Retry-After"] == "3" and throttled.headers["X-RateLimit-Remaining"] == "0"
+    assert (
+        throttled.headers["Retry-After"] == "3"
+        and throttled.headers["X-RateLimit-Remaining"] == "0"
+    )
     assert before + 59 <= int(throttled.headers["X-RateLimit-Reset"]) <= time.time() + 61
     assert "X-RateLimit-Limit" in throttled.headers and sandbox.throttled == 2
     sandbox.inject("429")

@@ -15,10 +15,12 @@ from tests.helpers_reliability import INVOICES, ITEMS, SNAPSHOTS, assert_consist
 
 
 def _types(runner, table):
-    return dict(runner.rows(
-        "SELECT column_name, data_type FROM information_schema.columns"
-        f" WHERE table_schema = 'billing' AND table_name = '{table}'"
-    ))
+    return dict(
+        runner.rows(
+            "SELECT column_name, data_type FROM information_schema.columns"
+            f" WHERE table_schema = 'billing' AND table_name = '{table}'"
+        )
+    )
 
 
 def test_new_fields_of_any_json_type_land_as_text_columns(runner, sandbox):
@@ -33,31 +35,46 @@ def test_new_fields_of_any_json_type_land_as_text_columns(runner, sandbox):
     invoice["invoiceItems"][0]["taxLines"] = [{"rate": "20%"}]
     sandbox.set_response(account, body)
     runner.run()
-    invoices, items, snapshots = (_types(runner, t) for t in (
-        "past_due_invoices", "past_due_invoices__invoice_items", "past_due_snapshots"))
+    invoices, items, snapshots = (
+        _types(runner, t)
+        for t in ("past_due_invoices", "past_due_invoices__invoice_items", "past_due_snapshots")
+    )
     assert snapshots["billing_contact"] == "VARCHAR"
-    assert invoices["discount_rate"] == invoices["is_disputed"] == invoices["balance_api"] == "VARCHAR"
+    assert (
+        invoices["discount_rate"] == invoices["is_disputed"] == invoices["balance_api"] == "VARCHAR"
+    )
     assert invoices["balance"] == "DECIMAL(38,9)"  # the known column is untouched by the collision
     assert items["tax_lines"] == "VARCHAR"
-    assert runner.rows(f"SELECT billing_contact FROM {SNAPSHOTS} WHERE billing_contact IS NOT NULL") == [
-        ('{"emails": ["ops@example.com"], "name": "Ops"}',)
-    ]
+    assert runner.rows(
+        f"SELECT billing_contact FROM {SNAPSHOTS} WHERE billing_contact IS NOT NULL"
+    ) == [('{"emails": ["ops@example.com"], "name": "Ops"}',)]
     assert runner.rows(
         f"SELECT discount_rate, is_disputed, balance_api, balance FROM {INVOICES} WHERE discount_rate IS NOT NULL"
-    ) == [("0.15", "true", "n/a", runner.rows(
-        f"SELECT balance FROM {INVOICES} WHERE invoice_id = '{invoice['invoiceId']}' ORDER BY _dlt_valid_from LIMIT 1"
-    )[0][0])]
-    assert runner.rows(f"SELECT tax_lines FROM {ITEMS} WHERE tax_lines IS NOT NULL") == [('[{"rate": "20%"}]',)]
+    ) == [
+        (
+            "0.15",
+            "true",
+            "n/a",
+            runner.rows(
+                f"SELECT balance FROM {INVOICES} WHERE invoice_id = '{invoice['invoiceId']}' ORDER BY _dlt_valid_from LIMIT 1"
+            )[0][0],
+        )
+    ]
+    assert runner.rows(f"SELECT tax_lines FROM {ITEMS} WHERE tax_lines IS NOT NULL") == [
+        ('[{"rate": "20%"}]',)
+    ]
     # rows of the first run (before the fields existed) read NULL there; the extended invoice is a new version
-    assert runner.rows(f"SELECT count(*) FROM {INVOICES} WHERE discount_rate IS NULL AND _dlt_valid_to IS NOT NULL") == [(1,)]
+    assert runner.rows(
+        f"SELECT count(*) FROM {INVOICES} WHERE discount_rate IS NULL AND _dlt_valid_to IS NOT NULL"
+    ) == [(1,)]
     # the same unknown field later changes its JSON type: still text, never a type conflict
     invoice["discountRate"] = {"value": "15%"}
     body["billingContact"] = "ops@example.com"
     sandbox.set_response(account, body)
     runner.run()
-    assert runner.rows(f"SELECT discount_rate FROM {INVOICES} WHERE _dlt_valid_to IS NULL AND discount_rate IS NOT NULL") == [
-        ('{"value": "15%"}',)
-    ]
+    assert runner.rows(
+        f"SELECT discount_rate FROM {INVOICES} WHERE _dlt_valid_to IS NULL AND discount_rate IS NOT NULL"
+    ) == [('{"value": "15%"}',)]
     assert _types(runner, "past_due_invoices")["discount_rate"] == "VARCHAR"
     assert_consistent(runner)
 
@@ -67,8 +84,15 @@ def test_disappearing_fields_are_null_in_new_rows_and_kept_in_old_ones(runner, s
     account = sandbox.account_ids[0]
     body = sandbox.response(account)
     invoice = body["billingInvoices"][0]
-    old = runner.rows(f"SELECT invoice_uri, pdf_available FROM {INVOICES} WHERE invoice_id = '{invoice['invoiceId']}'")
-    del invoice["invoiceUri"], invoice["pdfAvailable"], invoice["invoiceItems"][0]["unitPrice"], body["accountBalance"]
+    old = runner.rows(
+        f"SELECT invoice_uri, pdf_available FROM {INVOICES} WHERE invoice_id = '{invoice['invoiceId']}'"
+    )
+    del (
+        invoice["invoiceUri"],
+        invoice["pdfAvailable"],
+        invoice["invoiceItems"][0]["unitPrice"],
+        body["accountBalance"],
+    )
     sandbox.set_response(account, body)
     runner.run()
     versions = runner.rows(
@@ -92,7 +116,9 @@ def test_a_json_number_where_an_amount_string_belongs_is_read_exactly(runner, sa
     account = sandbox.account_ids[0]
     body = sandbox.response(account)
     body["billingInvoices"][0]["balance"] = 1234.567890123
-    sandbox.set_response(account, body)  # json.dumps writes 1234.567890123; the client reads it as Decimal
+    sandbox.set_response(
+        account, body
+    )  # json.dumps writes 1234.567890123; the client reads it as Decimal
     runner.run()
     assert runner.rows(
         f"SELECT balance FROM {INVOICES} WHERE invoice_id = '{body['billingInvoices'][0]['invoiceId']}'"
@@ -100,9 +126,18 @@ def test_a_json_number_where_an_amount_string_belongs_is_read_exactly(runner, sa
 
 
 TYPE_CHANGES = [
-    pytest.param("balance", {"amount": "1.00", "currency": "USD"}, "expected a string amount, got dict", id="balance-object"),
-    pytest.param("balance", "1.234,56", "not an amount like 1,234.56", id="balance-european-format"),
-    pytest.param("balance", "USD 12.00", "not an amount like 1,234.56", id="balance-currency-prefix"),
+    pytest.param(
+        "balance",
+        {"amount": "1.00", "currency": "USD"},
+        "expected a string amount, got dict",
+        id="balance-object",
+    ),
+    pytest.param(
+        "balance", "1.234,56", "not an amount like 1,234.56", id="balance-european-format"
+    ),
+    pytest.param(
+        "balance", "USD 12.00", "not an amount like 1,234.56", id="balance-currency-prefix"
+    ),
     pytest.param("dueDate", 1719705600, "expected a string date, got int", id="due-date-epoch"),
     pytest.param("pdfAvailable", 1, "not true or false", id="boolean-as-number"),
     pytest.param("invoiceNumber", ["INV-1"], "expected text, got list", id="text-as-list"),
@@ -110,7 +145,9 @@ TYPE_CHANGES = [
 
 
 @pytest.mark.parametrize("field, value, reason", TYPE_CHANGES)
-def test_known_field_changing_type_stops_the_run_with_a_clear_error(runner, sandbox, field, value, reason):
+def test_known_field_changing_type_stops_the_run_with_a_clear_error(
+    runner, sandbox, field, value, reason
+):
     runner.run()
     before = runner.snapshot()
     account = sandbox.account_ids[2]
@@ -122,7 +159,9 @@ def test_known_field_changing_type_stops_the_run_with_a_clear_error(runner, sand
         runner.run()
     code, message = explain(error.value)
     assert code == EXIT_FAILED
-    assert message.startswith(f"account {account}, invoice {invoice['invoiceId']}, field {field}: cannot read ")
+    assert message.startswith(
+        f"account {account}, invoice {invoice['invoiceId']}, field {field}: cannot read "
+    )
     assert repr(value)[:20] in message and message.endswith(reason)
     assert runner.snapshot() == before
 

@@ -1,26 +1,31 @@
 """DocuSign eSignature billing: past-due invoices with SCD2 history, their items, per-run snapshots."""
 
-from datetime import datetime, timezone
-from typing import Any, Iterator, List, Optional, Sequence, Tuple
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import dlt
 from dlt.common.configuration.inject import with_config
-from dlt.common.storages.exceptions import CurrentLoadPackageStateNotAvailable
 from dlt.common.schema.typing import TWriteDispositionConfig
+from dlt.common.storages.exceptions import CurrentLoadPackageStateNotAvailable
 from dlt.extract.resource import DltResource
 
 from . import settings
 from .accounts import check_selection, discover, normalize_account_ids, plan
 from .auth import DocuSignCredentials, make_auth
-from .client import HttpSettings, validate_base_url
 from .batches import parsed_batches
+from .client import HttpSettings, validate_base_url
 from .fetch import fetch_accounts
 from .loaded import loaded_item_versions
 from .oauth import AccountInfo
 from .tables import BatchParser, ParsedBatch
 
 _SCD2: TWriteDispositionConfig = {"disposition": "merge", "strategy": "scd2"}
-_REPLAYABLE: TWriteDispositionConfig = {"disposition": "merge", "strategy": "delete-insert", "deduplicated": True}  # type: ignore[typeddict-item]
+_REPLAYABLE: TWriteDispositionConfig = {
+    "disposition": "merge",
+    "strategy": "delete-insert",
+    "deduplicated": True,
+}  # type: ignore[typeddict-item]
 """Keyed, through staging: a load replayed after a crash replaces its rows instead of adding them.
 
 `deduplicated`: each key occurs once per package (one row per account and run), and
@@ -39,7 +44,7 @@ def history_hints(accounts: Sequence[str]) -> TWriteDispositionConfig:
     return {**_SCD2, "destination_scope": scope}  # type: ignore[typeddict-item]
 
 
-def current_package() -> Tuple[datetime, Optional[str]]:
+def current_package() -> tuple[datetime, str | None]:
     """When the run started and its load id (now and None when iterated without a pipeline).
 
     The start is the load package's creation time, dlt's SCD2 boundary, so `snapshot_at` equals
@@ -47,15 +52,15 @@ def current_package() -> Tuple[datetime, Optional[str]]:
     try:
         package = dlt.current.load_package_state()
     except CurrentLoadPackageStateNotAvailable:
-        return datetime.now(timezone.utc), None
-    return package["state"]["created_at"].astimezone(timezone.utc), package["load_id"]
+        return datetime.now(UTC), None
+    return package["state"]["created_at"].astimezone(UTC), package["load_id"]
 
 
 @dlt.source(name="docusign_billing", max_table_nesting=0)
 def docusign_billing(
     account_ids: Any = None,  # Any: dlt cannot resolve Union[str, List[str]]
     credentials: DocuSignCredentials = dlt.secrets.value,
-    base_url: Optional[str] = None,
+    base_url: str | None = None,
     accounts: str = "all",
     max_workers: int = settings.MAX_WORKERS,
     request_timeout: float = settings.REQUEST_TIMEOUT,
@@ -78,7 +83,9 @@ def docusign_billing(
     def account_batches() -> Iterator[ParsedBatch]:
         """Fetches and types each account; the last batch lists the accounts of the run."""
         snapshot_at, load_id = current_package()
-        known = loaded_item_versions(dlt.current.pipeline() if load_id else None)  # before any API call
+        known = loaded_item_versions(
+            dlt.current.pipeline() if load_id else None
+        )  # before any API call
         targets = plan(ids, accounts, base_url, credentials, auth)
 
         def new_parser() -> BatchParser:
@@ -103,14 +110,18 @@ def docusign_billing(
         yield batch.items  # also when empty: the table exists from the first run on
 
     @dlt.transformer(
-        name=settings.SNAPSHOTS_TABLE, write_disposition=_REPLAYABLE, primary_key=("account_id", "snapshot_at")
+        name=settings.SNAPSHOTS_TABLE,
+        write_disposition=_REPLAYABLE,
+        primary_key=("account_id", "snapshot_at"),
     )
     def past_due_snapshots(batch: ParsedBatch) -> Iterator[object]:
         """One row per account and run: the time series of what was past due when."""
         yield batch.snapshots
 
     @dlt.transformer(
-        name=settings.ERRORS_TABLE, write_disposition=_REPLAYABLE, primary_key=("account_id", "snapshot_at")
+        name=settings.ERRORS_TABLE,
+        write_disposition=_REPLAYABLE,
+        primary_key=("account_id", "snapshot_at"),
     )
     def account_errors(batch: ParsedBatch) -> Iterator[object]:
         """One row per account whose call failed in a run."""
@@ -126,7 +137,7 @@ def docusign_billing(
 
 
 @with_config(sections=("sources", "docusign_billing"))
-def reachable_accounts(credentials: DocuSignCredentials = dlt.secrets.value) -> List[AccountInfo]:
+def reachable_accounts(credentials: DocuSignCredentials = dlt.secrets.value) -> list[AccountInfo]:
     """What the configured OAuth credentials can reach, without loading anything."""
     check_selection([], "all", credentials)
     return discover(credentials, make_auth(credentials))

@@ -3,7 +3,7 @@
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, List, Optional
+from typing import Any
 
 from requests.auth import AuthBase
 
@@ -21,18 +21,20 @@ class AccountTarget:
     """One account to fetch; `base_url` is None when the credentials cannot see the account."""
 
     account_id: str
-    account_name: Optional[str]
-    base_url: Optional[str]
+    account_name: str | None
+    base_url: str | None
 
 
-def normalize_account_ids(account_ids: Any) -> List[str]:
+def normalize_account_ids(account_ids: Any) -> list[str]:
     """One id, a list, or a string holding a JSON list or comma/space separated ids; each once."""
     if isinstance(account_ids, str):
         text = account_ids.strip()
         try:
             items = json.loads(text) if text.startswith("[") else re.split(r"[\s,]+", text)
         except ValueError:
-            raise ConfigError(f"account_ids {text!r} is neither a JSON list nor comma separated ids") from None
+            raise ConfigError(
+                f"account_ids {text!r} is neither a JSON list nor comma separated ids"
+            ) from None
     else:
         items = list(account_ids or [])
     ids = list(dict.fromkeys(str(i).strip() for i in items if str(i).strip()))
@@ -42,10 +44,14 @@ def normalize_account_ids(account_ids: Any) -> List[str]:
     return ids
 
 
-def check_selection(account_ids: List[str], accounts: str, credentials: DocuSignCredentials) -> None:
+def check_selection(
+    account_ids: list[str], accounts: str, credentials: DocuSignCredentials
+) -> None:
     """Fails at configuration time, before any request, when the run could not pick its accounts."""
     if accounts not in SELECTIONS:
-        raise ConfigError(f"sources.docusign_billing.accounts = {accounts!r} is not one of {', '.join(SELECTIONS)}")
+        raise ConfigError(
+            f"sources.docusign_billing.accounts = {accounts!r} is not one of {', '.join(SELECTIONS)}"
+        )
     if not account_ids and not credentials.is_oauth:
         raise ConfigError(
             f'no account ids: set sources.docusign_billing.account_ids (auth = "{credentials.auth}"'
@@ -53,14 +59,18 @@ def check_selection(account_ids: List[str], accounts: str, credentials: DocuSign
         )
 
 
-def discover(credentials: DocuSignCredentials, auth: AuthBase) -> List[AccountInfo]:
+def discover(credentials: DocuSignCredentials, auth: AuthBase) -> list[AccountInfo]:
     """Every account the user behind the credentials can reach (`/oauth/userinfo`)."""
     return OAuthServer(credentials.oauth_base_url).userinfo(auth)
 
 
 def plan(
-    account_ids: List[str], accounts: str, base_url: Optional[str], credentials: DocuSignCredentials, auth: AuthBase
-) -> List[AccountTarget]:
+    account_ids: list[str],
+    accounts: str,
+    base_url: str | None,
+    credentials: DocuSignCredentials,
+    auth: AuthBase,
+) -> list[AccountTarget]:
     """Accounts of the run with their hosts: configured ids, or all/default discovered ones.
 
     An explicit `base_url` wins; otherwise OAuth credentials find each account's own host.
@@ -70,7 +80,9 @@ def plan(
     reachable = {a.account_id: a for a in discover(credentials, auth)}
     odd = [i for i in reachable if not _ACCOUNT_ID.match(i)]
     if odd:  # ids end up in SQL literals of the history scope: only GUIDs and numbers pass
-        raise ResponseError(f"/oauth/userinfo listed an account id that is not a GUID or number: {odd[0]!r}")
+        raise ResponseError(
+            f"/oauth/userinfo listed an account id that is not a GUID or number: {odd[0]!r}"
+        )
     if not account_ids:
         account_ids = [i for i, a in reachable.items() if accounts == "all" or a.is_default]
     targets = []

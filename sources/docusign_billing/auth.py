@@ -1,8 +1,8 @@
 """Credentials from dlt config/secrets, turned into the `requests` auth DocuSign expects."""
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Dict, Optional
 
 from dlt.common.configuration import configspec
 from dlt.common.configuration.specs import CredentialsConfiguration
@@ -23,20 +23,20 @@ class DocuSignCredentials(CredentialsConfiguration):
 
     auth: str = "token"
     # auth = "token": an OAuth access token obtained elsewhere
-    access_token: Optional[TSecretStrValue] = None
+    access_token: TSecretStrValue | None = None
     # auth = "legacy": DocuSign's deprecated header
-    username: Optional[str] = None
-    password: Optional[TSecretStrValue] = None
-    integrator_key: Optional[TSecretStrValue] = None
+    username: str | None = None
+    password: TSecretStrValue | None = None
+    integrator_key: TSecretStrValue | None = None
     # auth = "jwt": OAuth JWT grant (service integrations)
-    integration_key: Optional[str] = None
-    user_id: Optional[str] = None
-    private_key: Optional[TSecretStrValue] = None
-    private_key_path: Optional[str] = None
+    integration_key: str | None = None
+    user_id: str | None = None
+    private_key: TSecretStrValue | None = None
+    private_key_path: str | None = None
     # auth = "refresh_token": OAuth authorization-code grant
-    client_id: Optional[str] = None
-    client_secret: Optional[TSecretStrValue] = None
-    refresh_token: Optional[TSecretStrValue] = None
+    client_id: str | None = None
+    client_secret: TSecretStrValue | None = None
+    refresh_token: TSecretStrValue | None = None
     # all OAuth methods
     oauth_base_url: str = settings.OAUTH_BASE_URL
     scopes: str = settings.OAUTH_SCOPES
@@ -90,7 +90,9 @@ def _require(credentials: DocuSignCredentials, *fields: str) -> None:
     missing = [f for f in fields if not getattr(credentials, f)]
     if missing:
         names = ", ".join(f"{SECTION}.{f}" for f in missing)
-        raise ConfigError(f'auth = "{credentials.auth}" needs {names} (in .dlt/secrets.toml or the environment)')
+        raise ConfigError(
+            f'auth = "{credentials.auth}" needs {names} (in .dlt/secrets.toml or the environment)'
+        )
 
 
 def _private_key(credentials: DocuSignCredentials) -> str:
@@ -101,7 +103,9 @@ def _private_key(credentials: DocuSignCredentials) -> str:
     try:
         return Path(credentials.private_key_path).expanduser().read_text()
     except (OSError, UnicodeDecodeError) as ex:
-        raise ConfigError(f"private_key_path {credentials.private_key_path!r} cannot be read ({type(ex).__name__})") from None
+        raise ConfigError(
+            f"private_key_path {credentials.private_key_path!r} cannot be read ({type(ex).__name__})"
+        ) from None
 
 
 def _legacy(credentials: DocuSignCredentials) -> AuthBase:
@@ -129,11 +133,14 @@ def _jwt(credentials: DocuSignCredentials) -> AuthBase:
 def _refresh_token(credentials: DocuSignCredentials) -> AuthBase:
     _require(credentials, "client_id", "client_secret", "refresh_token")
     return RefreshTokenAuth(
-        OAuthServer(credentials.oauth_base_url), credentials.client_id, credentials.client_secret, credentials.refresh_token
+        OAuthServer(credentials.oauth_base_url),
+        credentials.client_id,
+        credentials.client_secret,
+        credentials.refresh_token,
     )
 
 
-AUTH_METHODS: Dict[str, Callable[[DocuSignCredentials], AuthBase]] = {
+AUTH_METHODS: dict[str, Callable[[DocuSignCredentials], AuthBase]] = {
     "legacy": _legacy,
     "token": _token,
     "jwt": _jwt,

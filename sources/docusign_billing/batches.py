@@ -7,27 +7,31 @@ so memory stays flat in the number of accounts.
 """
 
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Deque, Iterable, Iterator
 
 from . import settings
 from .fetch import AccountFailure, Fetched
 from .tables import BatchParser, ParsedBatch
 
 
-def parsed_batches(fetched: Iterable[Fetched], new_parser: Callable[[], BatchParser]) -> Iterator[ParsedBatch]:
+def parsed_batches(
+    fetched: Iterable[Fetched], new_parser: Callable[[], BatchParser]
+) -> Iterator[ParsedBatch]:
     """Batches of about `settings.BATCH_BYTES` of responses; the last names every loaded account.
 
     A failed account is recorded in its batch's errors; when every account failed, the first
     failure is raised instead (nothing to load: the run failed as a whole)."""
     parser, loaded, failures = new_parser(), [], []
-    typing: Deque["Future[ParsedBatch]"] = deque()
+    typing: deque[Future[ParsedBatch]] = deque()
     with ThreadPoolExecutor(settings.PARSE_THREADS, thread_name_prefix="docusign-parse") as pool:
         try:
             for account in fetched:
                 if isinstance(account, AccountFailure):
                     failures.append(account.error)
-                    parser.add_failure(account.target.account_id, account.target.account_name, account.error)
+                    parser.add_failure(
+                        account.target.account_id, account.target.account_name, account.error
+                    )
                     continue
                 parser.add(account)
                 loaded.append(account.account_id)
@@ -44,7 +48,7 @@ def parsed_batches(fetched: Iterable[Fetched], new_parser: Callable[[], BatchPar
     yield parser.build(completed_accounts=loaded)
 
 
-def _ready(typing: Deque["Future[ParsedBatch]"], keep: int) -> Iterator[ParsedBatch]:
+def _ready(typing: deque["Future[ParsedBatch]"], keep: int) -> Iterator[ParsedBatch]:
     """The oldest batches: those already typed, and any more than `keep` still being typed."""
     while typing and (len(typing) > keep or typing[0].done()):
         yield typing.popleft().result()  # a bad value's ResponseError surfaces here

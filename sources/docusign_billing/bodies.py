@@ -9,9 +9,10 @@ the error messages that name account, record, field and value take over.
 
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Dict, Optional, Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.json as pa_json
@@ -23,7 +24,9 @@ from .parse import ACCOUNT_FIELDS, INVOICE_FIELDS, INVOICES_KEY, ITEM_FIELDS, IT
 _TEXT = pa.string()
 _ITEM = pa.struct([(field, _TEXT) for field in ITEM_FIELDS])
 _INVOICE = pa.struct([*((field, _TEXT) for field in INVOICE_FIELDS), (ITEMS_KEY, pa.list_(_ITEM))])
-BODY_SCHEMA = pa.schema([*((field, _TEXT) for field in ACCOUNT_FIELDS), (INVOICES_KEY, pa.list_(_INVOICE))])
+BODY_SCHEMA = pa.schema(
+    [*((field, _TEXT) for field in ACCOUNT_FIELDS), (INVOICES_KEY, pa.list_(_INVOICE))]
+)
 _KNOWN_ONLY = pa_json.ParseOptions(explicit_schema=BODY_SCHEMA, unexpected_field_behavior="error")
 
 
@@ -33,11 +36,11 @@ class AccountResponse:
     decoded `body`; `json_body()` gives the object either way."""
 
     account_id: str
-    body: Optional[Dict[str, Any]] = None
-    account_name: Optional[str] = None
-    raw: Optional[RawBody] = None
+    body: dict[str, Any] | None = None
+    account_name: str | None = None
+    raw: RawBody | None = None
 
-    def json_body(self) -> Dict[str, Any]:
+    def json_body(self) -> dict[str, Any]:
         """The body as exact JSON (numbers as `Decimal`); a clear error when it is not an object."""
         if self.body is None and self.raw is not None:
             try:
@@ -48,12 +51,14 @@ class AccountResponse:
                     f" ({self.raw.content_type}, {len(self.raw.content)} bytes)"
                 ) from None
             if not isinstance(body, dict):
-                raise ResponseError(f"account {self.account_id}: expected a JSON object, got {type(body).__name__}")
+                raise ResponseError(
+                    f"account {self.account_id}: expected a JSON object, got {type(body).__name__}"
+                )
             self.body = body
         return self.body or {}
 
 
-def read_known(responses: Sequence[AccountResponse]) -> Optional[pa.Table]:
+def read_known(responses: Sequence[AccountResponse]) -> pa.Table | None:
     """The bodies as Arrow rows of `BODY_SCHEMA`, one per response in order; None when any body
     holds anything but known fields as strings (or was not received as bytes)."""
     contents = [r.raw.content for r in responses if r.raw is not None and r.body is None]
@@ -62,7 +67,9 @@ def read_known(responses: Sequence[AccountResponse]) -> Optional[pa.Table]:
     if all(_one_line_object(c) for c in contents):
         return _read(b"\n".join(contents), len(contents))
     tables = []
-    for content in contents:  # pretty-printed bodies: one call each, up to the first Arrow cannot read
+    for (
+        content
+    ) in contents:  # pretty-printed bodies: one call each, up to the first Arrow cannot read
         table = _read(content, 1)
         if table is None:
             return None
@@ -76,12 +83,14 @@ def _one_line_object(content: bytes) -> bool:
     return content.lstrip().startswith(b"{") and b"\n" not in content and b"\r" not in content
 
 
-def _read(content: bytes, rows: int) -> Optional[pa.Table]:
+def _read(content: bytes, rows: int) -> pa.Table | None:
     """`rows` objects of known string fields, or None. Exactly `rows` rows, so two objects in one
     body (not JSON) never pass, whether read alone or among others that each start with `{`."""
     options = pa_json.ReadOptions(use_threads=False, block_size=max(len(content) + 1, 1 << 16))
     try:
-        table = pa_json.read_json(io.BytesIO(content), read_options=options, parse_options=_KNOWN_ONLY)
+        table = pa_json.read_json(
+            io.BytesIO(content), read_options=options, parse_options=_KNOWN_ONLY
+        )
     except (ValueError, pa.ArrowException):  # UnicodeDecodeError is a ValueError
         return None
     return table if table.num_rows == rows else None

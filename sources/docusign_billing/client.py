@@ -3,7 +3,7 @@
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import quote
 
 from dlt.sources.helpers.requests import Client
@@ -47,7 +47,7 @@ class HttpSettings:
     max_retry_delay: float = settings.MAX_RETRY_DELAY
 
 
-def _reset_at(response: Response) -> Optional[float]:
+def _reset_at(response: Response) -> float | None:
     try:
         return float(response.headers["X-RateLimit-Reset"])
     except (KeyError, ValueError):
@@ -67,8 +67,8 @@ class RateLimitGate:
     def __init__(self, max_wait: float = settings.RATE_LIMIT_MAX_WAIT) -> None:
         self._max_wait = max_wait
         self._changed = threading.Condition()
-        self._limit: Optional[int] = None
-        self._remaining: Optional[int] = None  # None: no limit seen yet
+        self._limit: int | None = None
+        self._remaining: int | None = None  # None: no limit seen yet
         self._reset_at = 0.0  # end of the current window; 0.0 while a new window's end is unknown
         self._ended = 0.0  # end of the last window that ran out: its late answers are stale
         self._in_flight = 0
@@ -83,9 +83,13 @@ class RateLimitGate:
                 if self._remaining is None or self._remaining - self._in_flight > 0:
                     self._in_flight += 1
                     return True
-                if self._reset_at - now > self._max_wait + 1.0 and self._remaining <= 0:  # +1: whole seconds
+                if (
+                    self._reset_at - now > self._max_wait + 1.0 and self._remaining <= 0
+                ):  # +1: whole seconds
                     return False
-                self._changed.wait(timeout=max(0.01, min(1.0, self._reset_at - now)) if self._reset_at else 0.05)
+                self._changed.wait(
+                    timeout=max(0.01, min(1.0, self._reset_at - now)) if self._reset_at else 0.05
+                )
 
     def release(self) -> None:
         with self._changed:
@@ -107,7 +111,11 @@ class RateLimitGate:
                     self._remaining = min(int(remaining), self._remaining)
                 self._limit = int(limit) if limit.isdigit() else self._limit or int(remaining) + 1
                 self._changed.notify_all()
-        if response.status_code == 429 and "Retry-After" not in response.headers and reset_at is not None:
+        if (
+            response.status_code == 429
+            and "Retry-After" not in response.headers
+            and reset_at is not None
+        ):
             wait = int(reset_at - time.time()) + 1
             if wait > 0:
                 response.headers["Retry-After"] = str(wait)
@@ -126,7 +134,11 @@ class DocuSignClient:
     """Reads the billing endpoints of one DocuSign host for any account on it."""
 
     def __init__(
-        self, base_url: str, auth: AuthBase, http: HttpSettings = HttpSettings(), gate: Optional[RateLimitGate] = None
+        self,
+        base_url: str,
+        auth: AuthBase,
+        http: HttpSettings = HttpSettings(),
+        gate: RateLimitGate | None = None,
     ) -> None:
         self.base_url = validate_base_url(base_url)
         self._auth = auth
@@ -154,7 +166,9 @@ class DocuSignClient:
             raise ApiError(
                 f"account {account_id}: DocuSign's API rate limit window (X-RateLimit-Reset) frees"
                 f" in more than {settings.RATE_LIMIT_MAX_WAIT:.0f} s; the account is left for a later run",
-                account_id, 429, "HOURLY_APIINVOCATION_LIMIT_EXCEEDED",
+                account_id,
+                429,
+                "HOURLY_APIINVOCATION_LIMIT_EXCEEDED",
             )
         try:
             response = self._http.get(self.base_url + path)
@@ -171,10 +185,12 @@ class DocuSignClient:
             self._gate.release()
         if response.status_code >= 400:
             raise _api_error(response, account_id)
-        return RawBody(response.content, response.headers.get("Content-Type", "unknown content type"))
+        return RawBody(
+            response.content, response.headers.get("Content-Type", "unknown content type")
+        )
 
 
-def _error_body(response: Response) -> tuple[Optional[str], str]:
+def _error_body(response: Response) -> tuple[str | None, str]:
     """DocuSign's `{"errorCode", "message"}`, or whatever a gateway sent instead."""
     try:
         body = response.json()
@@ -190,7 +206,9 @@ def _api_error(response: Response, account_id: str) -> ApiError:
     if status == 401 or code in AUTH_ERROR_CODES:
         return AuthError(
             f"account {account_id}: authentication failed (HTTP {status} {detail}); {AUTH_HINT}",
-            account_id, status, code,
+            account_id,
+            status,
+            code,
         )
     hint = HINTS.get(code or "")
     if hint is None and status == 404:
@@ -198,5 +216,7 @@ def _api_error(response: Response, account_id: str) -> ApiError:
     suffix = f"; {hint}" if hint else ""
     return ApiError(
         f"account {account_id}: DocuSign answered HTTP {status} ({detail}){suffix}",
-        account_id, status, code,
+        account_id,
+        status,
+        code,
     )

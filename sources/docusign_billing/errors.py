@@ -12,7 +12,9 @@ class ConfigError(DocuSignBillingError):
 class ApiError(DocuSignBillingError):
     """DocuSign answered with an error, or could not be reached."""
 
-    def __init__(self, message: str, account_id: str, status: int | None = None, code: str | None = None):
+    def __init__(
+        self, message: str, account_id: str, status: int | None = None, code: str | None = None
+    ):
         super().__init__(message)
         self.account_id = account_id
         self.status = status

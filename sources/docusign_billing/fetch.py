@@ -1,9 +1,9 @@
 """Fetching many accounts at once: bounded workers, one rate-limit gate, per-account failures."""
 
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from itertools import islice
 from dataclasses import dataclass
-from typing import Iterator, List, Union
+from itertools import islice
 
 from requests.auth import AuthBase
 
@@ -21,23 +21,29 @@ class AccountFailure:
     error: ApiError
 
 
-Fetched = Union[AccountResponse, AccountFailure]
+Fetched = AccountResponse | AccountFailure
 
 
 def fetch_accounts(
-    targets: List[AccountTarget], auth: AuthBase, http: HttpSettings, max_workers: int
+    targets: list[AccountTarget], auth: AuthBase, http: HttpSettings, max_workers: int
 ) -> Iterator[Fetched]:
     """Yields each account's response or failure as soon as it arrives.
 
     Rejected credentials stop everything: every other account would fail the same way.
     """
     gate = RateLimitGate()
-    clients = {url: DocuSignClient(url, auth, http, gate) for url in {t.base_url for t in targets} if url}
+    clients = {
+        url: DocuSignClient(url, auth, http, gate) for url in {t.base_url for t in targets} if url
+    }
 
     def fetch(target: AccountTarget) -> Fetched:
         if target.base_url is None:
-            message = f"account {target.account_id}: not among the accounts these credentials can reach"
-            return AccountFailure(target, ApiError(message, target.account_id, code="ACCOUNT_NOT_VISIBLE"))
+            message = (
+                f"account {target.account_id}: not among the accounts these credentials can reach"
+            )
+            return AccountFailure(
+                target, ApiError(message, target.account_id, code="ACCOUNT_NOT_VISIBLE")
+            )
         try:
             raw = clients[target.base_url].past_due_invoices(target.account_id)
         except AuthError:

@@ -1,7 +1,5 @@
 """What the destination already holds, so that a run sends only what is new to it."""
 
-from typing import List, Optional
-
 import dlt
 import pyarrow as pa
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
@@ -11,7 +9,7 @@ from . import settings
 _CHUNK_ROWS = 100_000
 
 
-def loaded_item_versions(pipeline: Optional[dlt.Pipeline]) -> Optional[pa.Array]:
+def loaded_item_versions(pipeline: dlt.Pipeline | None) -> pa.Array | None:
     """Invoice versions whose items the destination holds; None outside a pipeline (send all).
 
     An item row depends on nothing but its invoice version (a content hash), so once a version's
@@ -22,7 +20,7 @@ def loaded_item_versions(pipeline: Optional[dlt.Pipeline]) -> Optional[pa.Array]
     """
     if pipeline is None:
         return None
-    chunks: List[pa.Array] = []
+    chunks: list[pa.Array] = []
     try:
         with pipeline.sql_client() as client:
             table = client.make_qualified_table_name(settings.ITEMS_TABLE)

@@ -7,7 +7,7 @@ OAuth host name, and answers `consent_required` in a body that `raise_for_status
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import jwt
@@ -29,12 +29,12 @@ class AccountInfo:
     """An account the credentials can reach, from `/oauth/userinfo`."""
 
     account_id: str
-    account_name: Optional[str]
-    base_uri: Optional[str]
+    account_name: str | None
+    base_uri: str | None
     is_default: bool
 
     @property
-    def base_url(self) -> Optional[str]:
+    def base_url(self) -> str | None:
         """The REST base of the account's own host (accounts live on different hosts)."""
         return f"{self.base_uri.rstrip('/')}/restapi" if self.base_uri else None
 
@@ -42,12 +42,16 @@ class AccountInfo:
 class OAuthServer:
     """`{oauth_base_url}/oauth/token` and `/oauth/userinfo`, through dlt's retrying client."""
 
-    def __init__(self, oauth_base_url: str, request_timeout: float = settings.REQUEST_TIMEOUT) -> None:
+    def __init__(
+        self, oauth_base_url: str, request_timeout: float = settings.REQUEST_TIMEOUT
+    ) -> None:
         self.base_url = http_url(oauth_base_url, "oauth_base_url", settings.OAUTH_BASE_URL)
         self.audience = urlsplit(self.base_url).hostname  # DocuSign's `aud`: the host name alone
         self._http = Client(request_timeout=request_timeout, raise_for_status=False)
 
-    def token(self, form: Dict[str, str], auth: Optional[AuthBase] = None, consent_url: str = "") -> Tuple[str, float]:
+    def token(
+        self, form: dict[str, str], auth: AuthBase | None = None, consent_url: str = ""
+    ) -> tuple[str, float]:
         """Exchanges a grant for `(access_token, lifetime seconds)`."""
         response = self._send("POST", "/oauth/token", data=form, auth=auth)
         body = _json(response)
@@ -55,20 +59,25 @@ class OAuthServer:
             return body["access_token"], float(body.get("expires_in") or 3600)
         error = str(body.get("error") or f"HTTP {response.status_code}")
         if error == "consent_required":
-            raise ConfigError(f"DocuSign needs the user's consent once for this integration key: open {consent_url}")
+            raise ConfigError(
+                f"DocuSign needs the user's consent once for this integration key: open {consent_url}"
+            )
         detail = body.get("error_description") or ""
         raise AuthError(
             f"DocuSign OAuth at {self.base_url} refused the grant ({error}{': ' + detail if detail else ''});"
             " check the integration key, user id, key pair or refresh token",
-            account_id="-", status=response.status_code, code=error,
+            account_id="-",
+            status=response.status_code,
+            code=error,
         )
 
-    def userinfo(self, auth: AuthBase) -> List[AccountInfo]:
+    def userinfo(self, auth: AuthBase) -> list[AccountInfo]:
         response = self._send("GET", "/oauth/userinfo", auth=auth)
         if response.status_code != 200:
             raise AuthError(
                 f"DocuSign OAuth at {self.base_url} refused /oauth/userinfo (HTTP {response.status_code})",
-                account_id="-", status=response.status_code,
+                account_id="-",
+                status=response.status_code,
             )
         return [
             AccountInfo(
@@ -90,7 +99,7 @@ class OAuthServer:
             ) from None
 
 
-def _json(response: Response) -> Dict[str, Any]:
+def _json(response: Response) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
@@ -107,7 +116,7 @@ class CachedTokenAuth(AuthBase):
     def __init__(self, server: OAuthServer) -> None:
         self.server = server
         self._lock = threading.Lock()
-        self._token: Optional[str] = None
+        self._token: str | None = None
         self._renew_at = 0.0
         self.tokens_obtained = 0
 
@@ -134,7 +143,7 @@ class CachedTokenAuth(AuthBase):
             if rejected.headers.get("Authorization") == f"Bearer {self._token}":
                 self._token = None
 
-    def grant(self) -> Tuple[str, float]:
+    def grant(self) -> tuple[str, float]:
         raise NotImplementedError
 
 
@@ -142,7 +151,13 @@ class JwtGrantAuth(CachedTokenAuth):
     """OAuth JWT grant: an RS256 assertion signed with the integration's private key."""
 
     def __init__(
-        self, server: OAuthServer, integration_key: str, user_id: str, private_key: str, scopes: str, redirect_uri: str
+        self,
+        server: OAuthServer,
+        integration_key: str,
+        user_id: str,
+        private_key: str,
+        scopes: str,
+        redirect_uri: str,
     ) -> None:
         super().__init__(server)
         self._integration_key, self._user_id, self._scopes = integration_key, user_id, scopes
@@ -154,11 +169,16 @@ class JwtGrantAuth(CachedTokenAuth):
 
     def consent_url(self) -> str:
         query = urlencode(
-            {"response_type": "code", "scope": self._scopes, "client_id": self._integration_key, "redirect_uri": self._redirect_uri}
+            {
+                "response_type": "code",
+                "scope": self._scopes,
+                "client_id": self._integration_key,
+                "redirect_uri": self._redirect_uri,
+            }
         )
         return f"{self.server.base_url}/oauth/auth?{query}"
 
-    def grant(self) -> Tuple[str, float]:
+    def grant(self) -> tuple[str, float]:
         now = int(time.time())
         claims = {
             "iss": self._integration_key,
@@ -169,16 +189,22 @@ class JwtGrantAuth(CachedTokenAuth):
             "scope": self._scopes,
         }
         assertion = jwt.encode(claims, self._key, algorithm="RS256")
-        return self.server.token({"grant_type": JWT_BEARER, "assertion": assertion}, consent_url=self.consent_url())
+        return self.server.token(
+            {"grant_type": JWT_BEARER, "assertion": assertion}, consent_url=self.consent_url()
+        )
 
 
 class RefreshTokenAuth(CachedTokenAuth):
     """Authorization-code grant: a long-lived refresh token exchanged for access tokens."""
 
-    def __init__(self, server: OAuthServer, client_id: str, client_secret: str, refresh_token: str) -> None:
+    def __init__(
+        self, server: OAuthServer, client_id: str, client_secret: str, refresh_token: str
+    ) -> None:
         super().__init__(server)
         self._client = HTTPBasicAuth(client_id, client_secret)
         self._refresh_token = refresh_token
 
-    def grant(self) -> Tuple[str, float]:
-        return self.server.token({"grant_type": "refresh_token", "refresh_token": self._refresh_token}, auth=self._client)
+    def grant(self) -> tuple[str, float]:
+        return self.server.token(
+            {"grant_type": "refresh_token", "refresh_token": self._refresh_token}, auth=self._client
+        )

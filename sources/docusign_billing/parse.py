@@ -11,9 +11,10 @@ valid and names the offending value.
 
 import json
 import re
-from datetime import date, datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Context, Decimal, InvalidOperation
-from typing import Any, Callable, Dict, Optional
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -40,7 +41,7 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def parse_decimal(value: Any) -> Optional[Decimal]:
+def parse_decimal(value: Any) -> Decimal | None:
     """`1234.56`, `1,234.56`, `$1,234.56`, `-12.00`, `-$1.00`; empty means NULL. Never a float."""
     if _blank(value):
         return None
@@ -64,7 +65,7 @@ def parse_decimal(value: Any) -> Optional[Decimal]:
     return number
 
 
-def parse_timestamp(value: Any) -> Optional[datetime]:
+def parse_timestamp(value: Any) -> datetime | None:
     """ISO-8601 with or without fraction (up to 7+ digits), `Z` or offset, or a plain date.
 
     The result is UTC; a value without offset is taken as UTC (DocuSign's own convention).
@@ -80,16 +81,21 @@ def parse_timestamp(value: Any) -> Optional[datetime]:
     day = date.fromisoformat(match["date"])  # raises for 2024-02-31
     micros = int((match["f"] or "0")[:6].ljust(6, "0"))
     moment = datetime(
-        day.year, day.month, day.day,
-        int(match["h"] or 0), int(match["m"] or 0), int(match["s"] or 0), micros,
+        day.year,
+        day.month,
+        day.day,
+        int(match["h"] or 0),
+        int(match["m"] or 0),
+        int(match["s"] or 0),
+        micros,
         tzinfo=_offset(match["tz"]),
     )
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
-def _offset(text: Optional[str]) -> timezone:
+def _offset(text: str | None) -> timezone:
     if not text or text.upper() == "Z":
-        return timezone.utc
+        return UTC
     sign = -1 if text[0] == "-" else 1
     digits = text[1:].replace(":", "")
     hours, minutes = int(digits[:2]), int(digits[2:])
@@ -98,7 +104,7 @@ def _offset(text: Optional[str]) -> timezone:
     return timezone(sign * timedelta(hours=hours, minutes=minutes))
 
 
-def parse_bool(value: Any) -> Optional[bool]:
+def parse_bool(value: Any) -> bool | None:
     """`true`/`false` in any case; empty means NULL."""
     if _blank(value):
         return None
@@ -109,7 +115,7 @@ def parse_bool(value: Any) -> Optional[bool]:
     raise ValueError("not true or false")
 
 
-def parse_text(value: Any) -> Optional[str]:
+def parse_text(value: Any) -> str | None:
     """Identifiers and names: kept verbatim; a number is accepted as its text."""
     if value is None:
         return None
@@ -118,7 +124,7 @@ def parse_text(value: Any) -> Optional[str]:
     return value if isinstance(value, str) else str(value)
 
 
-def parse_extra(value: Any) -> Optional[str]:
+def parse_extra(value: Any) -> str | None:
     """A field this version does not know yet: lands as a text column, JSON for structures."""
     if value is None or isinstance(value, str):
         return value
@@ -127,7 +133,7 @@ def parse_extra(value: Any) -> Optional[str]:
     return json.dumps(value, default=str, sort_keys=True)
 
 
-ARROW_TYPES: Dict[Rule, pa.DataType] = {
+ARROW_TYPES: dict[Rule, pa.DataType] = {
     parse_decimal: pa.decimal128(settings.DECIMAL_PRECISION, settings.DECIMAL_SCALE),
     parse_timestamp: pa.timestamp("us", tz="UTC"),
     parse_bool: pa.bool_(),
@@ -135,13 +141,13 @@ ARROW_TYPES: Dict[Rule, pa.DataType] = {
     parse_extra: pa.string(),
 }
 
-ACCOUNT_FIELDS: Dict[str, Rule] = {
+ACCOUNT_FIELDS: dict[str, Rule] = {
     "currencyCode": parse_text,
     "pastDueBalance": parse_decimal,
     "accountBalance": parse_decimal,
     "paymentAllowed": parse_bool,
 }
-INVOICE_FIELDS: Dict[str, Rule] = {
+INVOICE_FIELDS: dict[str, Rule] = {
     "invoiceId": parse_text,
     "invoiceNumber": parse_text,
     "invoiceUri": parse_text,
@@ -152,7 +158,7 @@ INVOICE_FIELDS: Dict[str, Rule] = {
     "dueDate": parse_timestamp,
     "pdfAvailable": parse_bool,
 }
-ITEM_FIELDS: Dict[str, Rule] = {
+ITEM_FIELDS: dict[str, Rule] = {
     "invoiceItemId": parse_text,
     "chargeName": parse_text,
     "chargeAmount": parse_decimal,
@@ -191,10 +197,14 @@ def decimal_column(column: pa.Array) -> pa.Array:
     # (by positions, not regex rewrites: the text is ASCII once it matched the pattern)
     length, point = pc.binary_length(digits), pc.find_substring(digits, ".")
     has_point = pc.greater_equal(point, 0)
-    integer_digits = pc.subtract(pc.if_else(has_point, point, length), pc.cast(pc.starts_with(digits, "-"), pa.int32()))
+    integer_digits = pc.subtract(
+        pc.if_else(has_point, point, length), pc.cast(pc.starts_with(digits, "-"), pa.int32())
+    )
     if (pc.max(integer_digits).as_py() or 0) > _MAX_INT_DIGITS:
         raise ValueError("too many integer digits")
-    if (pc.max(pc.if_else(has_point, pc.subtract(length, pc.add(point, 1)), 0)).as_py() or 0) > settings.DECIMAL_SCALE:
+    if (
+        pc.max(pc.if_else(has_point, pc.subtract(length, pc.add(point, 1)), 0)).as_py() or 0
+    ) > settings.DECIMAL_SCALE:
         raise ValueError("too many decimal places")
     return pc.cast(pc.if_else(blank, _NULL_TEXT, digits), ARROW_TYPES[parse_decimal])
 
@@ -203,12 +213,20 @@ def timestamp_column(column: pa.Array) -> pa.Array:
     text, blank = _trimmed(column)
     text = pc.utf8_upper(text)
     _require_all(pc.or_(blank, pc.match_substring_regex(text, _STRICT_TIMESTAMP)))
-    with_time = pc.if_else(pc.equal(pc.utf8_length(text), 10), pc.binary_join_element_wise(text, "T00:00", ""), text)
-    zoned = pc.if_else(pc.match_substring_regex(with_time, _HAS_OFFSET), with_time, pc.binary_join_element_wise(with_time, "Z", ""))
+    with_time = pc.if_else(
+        pc.equal(pc.utf8_length(text), 10), pc.binary_join_element_wise(text, "T00:00", ""), text
+    )
+    zoned = pc.if_else(
+        pc.match_substring_regex(with_time, _HAS_OFFSET),
+        with_time,
+        pc.binary_join_element_wise(with_time, "Z", ""),
+    )
     nanos = pc.cast(pc.if_else(blank, _NULL_TEXT, zoned), pa.timestamp("ns", tz="UTC"))
     if (pc.min(nanos.cast(pa.int64())).as_py() or 0) < 0:
         raise ValueError("before 1970: sub-microsecond truncation would differ")
-    return pc.cast(nanos, ARROW_TYPES[parse_timestamp], safe=False)  # drops digits below a microsecond
+    return pc.cast(
+        nanos, ARROW_TYPES[parse_timestamp], safe=False
+    )  # drops digits below a microsecond
 
 
 def bool_column(column: pa.Array) -> pa.Array:
@@ -222,7 +240,7 @@ def text_column(column: pa.Array) -> pa.Array:
     return column
 
 
-COLUMN_RULES: Dict[Rule, Callable[[pa.Array], pa.Array]] = {
+COLUMN_RULES: dict[Rule, Callable[[pa.Array], pa.Array]] = {
     parse_decimal: decimal_column,
     parse_timestamp: timestamp_column,
     parse_bool: bool_column,

@@ -7,11 +7,12 @@ those columns without a Python object per value; any other batch is collected re
 """
 
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
+from functools import cache
 from itertools import accumulate
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,7 +32,7 @@ from .parse import (
     parse_extra,
 )
 
-Column = Tuple[str, pa.DataType, bool]  # name, type, nullable
+Column = tuple[str, pa.DataType, bool]  # name, type, nullable
 Where = Callable[[int], str]  # row -> "account A, invoice I[, item J]"
 
 _NAMING = NamingConvention()
@@ -52,7 +53,13 @@ _ERRORS = pa.schema(
     ]
 )
 _RESERVED = {
-    "_dlt_id", "_dlt_parent_id", "_dlt_root_id", "_dlt_list_idx", "_dlt_load_id", "_dlt_valid_from", "_dlt_valid_to",
+    "_dlt_id",
+    "_dlt_parent_id",
+    "_dlt_root_id",
+    "_dlt_list_idx",
+    "_dlt_load_id",
+    "_dlt_valid_from",
+    "_dlt_valid_to",
     "invoice_count",
 }
 """Columns this package writes besides the API's fields: a new API field never takes their name."""
@@ -68,10 +75,10 @@ class ParsedBatch:
     items: pa.Table
     snapshots: pa.Table
     errors: pa.Table
-    completed_accounts: Optional[List[str]] = None
+    completed_accounts: list[str] | None = None
 
 
-@lru_cache(maxsize=None)
+@cache
 def column_name(api_field: str) -> str:
     """The destination column of an API field, by dlt's own snake_case convention."""
     return _NAMING.normalize_identifier(api_field)
@@ -82,13 +89,15 @@ def _shown(value: Any) -> str:
     return text if len(text) <= _MAX_VALUE_CHARS else text[:_MAX_VALUE_CHARS] + "..."
 
 
-def _typed(values: Union[pa.Array, List[Any]], rule: Rule, api_field: str, where: Where) -> pa.Array:
+def _typed(values: pa.Array | list[Any], rule: Rule, api_field: str, where: Where) -> pa.Array:
     """One column (Arrow text, or the values as sent) typed by its rule: whole-column fast path,
     else value by value."""
     column_rule = COLUMN_RULES.get(rule)
     if column_rule is not None:
         try:
-            return column_rule(values if isinstance(values, pa.Array) else pa.array(values, type=_TEXT))
+            return column_rule(
+                values if isinstance(values, pa.Array) else pa.array(values, type=_TEXT)
+            )
         except (ValueError, TypeError, pa.ArrowException):
             pass  # not all plain strings in the fast grammar: the per-value rule decides
     if isinstance(values, pa.Array):
@@ -98,22 +107,24 @@ def _typed(values: Union[pa.Array, List[Any]], rule: Rule, api_field: str, where
         try:
             typed.append(rule(value))
         except ValueError as ex:
-            raise ResponseError(f"{where(row)}, field {api_field}: cannot read {_shown(value)}: {ex}") from None
+            raise ResponseError(
+                f"{where(row)}, field {api_field}: cannot read {_shown(value)}: {ex}"
+            ) from None
     return pa.array(typed, type=ARROW_TYPES[rule])
 
 
 class _Columns:
     """Records of one type, typed column by column: known fields first, new API fields after."""
 
-    def __init__(self, leading: Sequence[Column], rules: Dict[str, Rule], skip: str = "") -> None:
+    def __init__(self, leading: Sequence[Column], rules: dict[str, Rule], skip: str = "") -> None:
         lead = {name for name, _, _ in leading}
         self.rules = {f: r for f, r in rules.items() if column_name(f) not in lead}
         self.leading = list(leading)
         self.reserved = lead | {column_name(f) for f in rules} | _RESERVED
         self.not_extra = {skip} | set(rules)
         self.text_struct = pa.struct([(f, _TEXT) for f in self.rules])
-        self.records: List[Dict[str, Any]] = []
-        self.text: Optional[pa.StructArray] = None
+        self.records: list[dict[str, Any]] = []
+        self.text: pa.StructArray | None = None
         """The records' known fields as Arrow text, when they came from Arrow-read bodies."""
 
     @property
@@ -121,15 +132,21 @@ class _Columns:
         return len(self.records) if self.text is None else len(self.text)
 
     def value(self, row: int, api_field: str) -> Any:
-        return self.records[row].get(api_field) if self.text is None else self.text.field(api_field)[row].as_py()
+        return (
+            self.records[row].get(api_field)
+            if self.text is None
+            else self.text.field(api_field)[row].as_py()
+        )
 
-    def typed(self, where: Where) -> Dict[str, pa.Array]:
+    def typed(self, where: Where) -> dict[str, pa.Array]:
         """Every API column typed, under its destination name (a new field that collides with a
         known column gets an `_api` suffix)."""
         records = self.records
         text = self.text if self.text is not None else self._known_as_text()
         columns = {
-            column_name(f): _typed(text.field(f) if text is not None else [r.get(f) for r in records], rule, f, where)
+            column_name(f): _typed(
+                text.field(f) if text is not None else [r.get(f) for r in records], rule, f, where
+            )
             for f, rule in self.rules.items()
         }
         seen: set = set()
@@ -138,10 +155,12 @@ class _Columns:
         for api_field in sorted(seen - self.not_extra):
             name = column_name(api_field)
             values = [r.get(api_field) for r in records]
-            columns[f"{name}_api" if name in self.reserved else name] = _typed(values, parse_extra, api_field, where)
+            columns[f"{name}_api" if name in self.reserved else name] = _typed(
+                values, parse_extra, api_field, where
+            )
         return columns
 
-    def _known_as_text(self) -> Optional[pa.StructArray]:
+    def _known_as_text(self) -> pa.StructArray | None:
         """The known fields of all records as Arrow text in one pass at C speed (a missing field
         is NULL); None when some value is not a string, for the per-value rules to judge."""
         try:
@@ -149,7 +168,12 @@ class _Columns:
         except (TypeError, pa.ArrowException):
             return None
 
-    def table(self, leading: Dict[str, pa.Array], typed: Dict[str, pa.Array], trailing: Dict[str, Tuple[pa.Array, Column]]) -> pa.Table:
+    def table(
+        self,
+        leading: dict[str, pa.Array],
+        typed: dict[str, pa.Array],
+        trailing: dict[str, tuple[pa.Array, Column]],
+    ) -> pa.Table:
         fields, arrays = [], []
         for name, type_, nullable in self.leading:
             fields.append(pa.field(name, type_, nullable))
@@ -163,13 +187,15 @@ class _Columns:
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
-def _hash_text(typed: Dict[str, pa.Array], known: Sequence[str]) -> pa.Array:
+def _hash_text(typed: dict[str, pa.Array], known: Sequence[str]) -> pa.Array:
     """Each row's typed values as text: equal values give equal text whatever the API's format.
 
     New API fields count only where they hold a value, so a field appearing elsewhere in the
     batch does not make new versions of unchanged rows.
     """
-    text = pc.binary_join_element_wise(*[pc.fill_null(pc.cast(typed[n], _TEXT), _NULL) for n in known], "\x1f")
+    text = pc.binary_join_element_wise(
+        *[pc.fill_null(pc.cast(typed[n], _TEXT), _NULL) for n in known], "\x1f"
+    )
     extras = [
         pc.fill_null(pc.binary_join_element_wise(pa.scalar(f"\x1f{name}="), typed[name], ""), "")
         for name in sorted(set(typed) - set(known))
@@ -181,7 +207,7 @@ def _digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def _records(parent: Dict[str, Any], key: str, where: str) -> List[Dict[str, Any]]:
+def _records(parent: dict[str, Any], key: str, where: str) -> list[dict[str, Any]]:
     """A list the API may send missing, null or empty; anything but a list of objects is an error."""
     value = parent.get(key)
     if value is None:
@@ -199,21 +225,28 @@ class BatchParser:
     """
 
     def __init__(
-        self, snapshot_at: datetime, load_id: Optional[str] = None, loaded_versions: Optional[pa.Array] = None
+        self,
+        snapshot_at: datetime,
+        load_id: str | None = None,
+        loaded_versions: pa.Array | None = None,
     ) -> None:
         self.snapshot_at = snapshot_at
         self.load_id = load_id
         self.loaded_versions = loaded_versions
-        self.snapshots = _Columns([_KEY, _NAME, ("snapshot_at", _UTC, False)], ACCOUNT_FIELDS, skip=INVOICES_KEY)
+        self.snapshots = _Columns(
+            [_KEY, _NAME, ("snapshot_at", _UTC, False)], ACCOUNT_FIELDS, skip=INVOICES_KEY
+        )
         self.invoices = _Columns([_KEY, _INVOICE_KEY], INVOICE_FIELDS, skip=ITEMS_KEY)
         self.items = _Columns([_KEY, _INVOICE_KEY], ITEM_FIELDS)
-        self.accounts: List[Tuple[str, Optional[str], int]] = []  # id, name, distinct invoices
-        self.invoice_rows: List[Tuple[str, str]] = []  # account, invoice id
-        self.item_parents: List[int] = []  # invoice row of each item
-        self.item_positions: List[int] = []  # its place in the invoice's list
-        self.item_starts: List[int] = [0]  # items of invoice r: rows item_starts[r]:item_starts[r + 1]
-        self.errors: List[Dict[str, Any]] = []
-        self.responses: List[AccountResponse] = []  # decoded together in build()
+        self.accounts: list[tuple[str, str | None, int]] = []  # id, name, distinct invoices
+        self.invoice_rows: list[tuple[str, str]] = []  # account, invoice id
+        self.item_parents: list[int] = []  # invoice row of each item
+        self.item_positions: list[int] = []  # its place in the invoice's list
+        self.item_starts: list[int] = [
+            0
+        ]  # items of invoice r: rows item_starts[r]:item_starts[r + 1]
+        self.errors: list[dict[str, Any]] = []
+        self.responses: list[AccountResponse] = []  # decoded together in build()
         self.size = 0
         """Bytes of the responses received: what fills a batch (`settings.BATCH_BYTES`)."""
 
@@ -221,7 +254,7 @@ class BatchParser:
         self.responses.append(response)
         self.size += len(response.raw.content) if response.raw is not None else 0
 
-    def _add_record(self, account_id: str, body: Dict[str, Any], account_name: Optional[str]) -> None:
+    def _add_record(self, account_id: str, body: dict[str, Any], account_name: str | None) -> None:
         invoices = _records(body, INVOICES_KEY, f"account {account_id}")
         ids = set()
         for index, invoice in enumerate(invoices):
@@ -257,19 +290,33 @@ class BatchParser:
         owners = pc.list_parent_indices(invoice_lists)
         account_ids = pa.array([r.account_id for r in self.responses], _TEXT)
         self.invoice_rows = list(zip(pc.take(account_ids, owners).to_pylist(), ids.to_pylist()))
-        self.item_starts = [0, *accumulate(pc.fill_null(pc.list_value_length(item_lists), 0).to_pylist())]
+        self.item_starts = [
+            0,
+            *accumulate(pc.fill_null(pc.list_value_length(item_lists), 0).to_pylist()),
+        ]
         parents = pc.list_parent_indices(item_lists)
         self.item_parents = parents.to_pylist()
         first_of_parent = pc.take(pa.array(self.item_starts[:-1], pa.int64()), parents)
-        self.item_positions = pc.subtract(pa.array(range(len(items)), pa.int64()), first_of_parent).to_pylist()
-        distinct = pa.table({"owner": owners, "id": ids}).group_by("owner").aggregate([("id", "count_distinct")])
+        self.item_positions = pc.subtract(
+            pa.array(range(len(items)), pa.int64()), first_of_parent
+        ).to_pylist()
+        distinct = (
+            pa.table({"owner": owners, "id": ids})
+            .group_by("owner")
+            .aggregate([("id", "count_distinct")])
+        )
         counts = dict(zip(distinct["owner"].to_pylist(), distinct["id_count_distinct"].to_pylist()))
-        self.accounts = [(r.account_id, r.account_name, counts.get(row, 0)) for row, r in enumerate(self.responses)]
-        self.snapshots.text = pa.StructArray.from_arrays([body.column(f).chunk(0) for f in ACCOUNT_FIELDS], list(ACCOUNT_FIELDS))
+        self.accounts = [
+            (r.account_id, r.account_name, counts.get(row, 0))
+            for row, r in enumerate(self.responses)
+        ]
+        self.snapshots.text = pa.StructArray.from_arrays(
+            [body.column(f).chunk(0) for f in ACCOUNT_FIELDS], list(ACCOUNT_FIELDS)
+        )
         self.invoices.text, self.items.text = invoices, items
         return True
 
-    def add_failure(self, account_id: str, account_name: Optional[str], error: ApiError) -> None:
+    def add_failure(self, account_id: str, account_name: str | None, error: ApiError) -> None:
         """An account whose call failed: recorded, its history left untouched."""
         self.errors.append(
             {
@@ -290,7 +337,7 @@ class BatchParser:
         item_id = self.items.value(row, "invoiceItemId") or f"#{self.item_positions[row]}"
         return f"{self._invoice_where(self.item_parents[row])}, item {item_id}"
 
-    def build(self, completed_accounts: Optional[List[str]] = None) -> ParsedBatch:
+    def build(self, completed_accounts: list[str] | None = None) -> ParsedBatch:
         """Types the batch; raises `ResponseError` naming account, record, field and value."""
         known = read_known(self.responses)
         if known is None or not self._flatten_arrow(known):
@@ -315,11 +362,17 @@ class BatchParser:
             {"account_id": pc.take(accounts, parents), "invoice_id": pc.take(invoice_ids, parents)},
             item_typed,
             {
-                "_dlt_id": (pc.binary_join_element_wise(item_versions, pc.cast(positions, _TEXT), "-"), _VERSION),
+                "_dlt_id": (
+                    pc.binary_join_element_wise(item_versions, pc.cast(positions, _TEXT), "-"),
+                    _VERSION,
+                ),
                 "_dlt_parent_id": (item_versions, ("_dlt_parent_id", _TEXT, False)),
                 "_dlt_root_id": (item_versions, ("_dlt_root_id", _TEXT, False)),
                 "_dlt_list_idx": (positions, ("_dlt_list_idx", pa.int64(), False)),
-                "_dlt_load_id": (pa.repeat(pa.scalar(self.load_id, _TEXT), len(positions)), ("_dlt_load_id", _TEXT, True)),
+                "_dlt_load_id": (
+                    pa.repeat(pa.scalar(self.load_id, _TEXT), len(positions)),
+                    ("_dlt_load_id", _TEXT, True),
+                ),
             },
         )
         item_keep = None
@@ -331,7 +384,13 @@ class BatchParser:
             item_keep = new if item_keep is None else pc.and_(item_keep, new)
         if item_keep is not None:
             items = items.filter(item_keep)
-        return ParsedBatch(invoices, items, snapshots, pa.Table.from_pylist(self.errors, schema=_ERRORS), completed_accounts)
+        return ParsedBatch(
+            invoices,
+            items,
+            snapshots,
+            pa.Table.from_pylist(self.errors, schema=_ERRORS),
+            completed_accounts,
+        )
 
     def _snapshots(self) -> pa.Table:
         typed = self.snapshots.typed(lambda row: f"account {self.accounts[row][0]}")
@@ -342,12 +401,21 @@ class BatchParser:
                 "snapshot_at": pa.array([self.snapshot_at] * len(self.accounts), _UTC),
             },
             typed,
-            {"invoice_count": (pa.array([c for _, _, c in self.accounts], pa.int64()), ("invoice_count", pa.int64(), False))},
+            {
+                "invoice_count": (
+                    pa.array([c for _, _, c in self.accounts], pa.int64()),
+                    ("invoice_count", pa.int64(), False),
+                )
+            },
         )
 
     def _versions(
-        self, accounts: pa.Array, invoice_ids: pa.Array, invoice_typed: Dict[str, pa.Array], item_typed: Dict[str, pa.Array]
-    ) -> List[str]:
+        self,
+        accounts: pa.Array,
+        invoice_ids: pa.Array,
+        invoice_typed: dict[str, pa.Array],
+        item_typed: dict[str, pa.Array],
+    ) -> list[str]:
         """Content hash of each invoice with its items: a changed value is a new version.
 
         Hashed text: account, invoice id, the invoice's values, then each item's values, joined
@@ -361,11 +429,11 @@ class BatchParser:
         text = pc.if_else(has_items, pc.binary_join_element_wise(head, per_invoice, "\x1d"), head)
         return [_digest(data) for data in pc.cast(text, pa.binary()).to_pylist()]
 
-    def _first_of_each_invoice(self, versions: List[str]) -> Optional[List[bool]]:
+    def _first_of_each_invoice(self, versions: list[str]) -> list[bool] | None:
         """An exact repeat of an invoice in one response is kept once; a differing one is an error.
 
         Returns the rows to keep, or None when there is no repeat."""
-        seen: Dict[Tuple[str, str], str] = {}
+        seen: dict[tuple[str, str], str] = {}
         keep = []
         for row, (key, version) in enumerate(zip(self.invoice_rows, versions)):
             if key not in seen:
@@ -374,5 +442,7 @@ class BatchParser:
             elif seen[key] == version:
                 keep.append(False)
             else:
-                raise ResponseError(f"{self._invoice_where(row)}: invoiceId appears twice with different content")
+                raise ResponseError(
+                    f"{self._invoice_where(row)}: invoiceId appears twice with different content"
+                )
         return None if all(keep) else keep

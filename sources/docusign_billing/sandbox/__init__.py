@@ -5,5 +5,11 @@ from .oauth import CLIENT_ID, INTEGRATION_KEY, USER_ID
 from .server import ACCESS_TOKEN, LEGACY_CREDENTIALS, Sandbox
 
 __all__ = [
-    "ACCESS_TOKEN", "CLIENT_ID", "INTEGRATION_KEY", "LEGACY_CREDENTIALS", "USER_ID", "Sandbox", "generate_response"
+    "ACCESS_TOKEN",
+    "CLIENT_ID",
+    "INTEGRATION_KEY",
+    "LEGACY_CREDENTIALS",
+    "USER_ID",
+    "Sandbox",
+    "generate_response",
 ]

@@ -9,7 +9,9 @@ from .server import ACCESS_TOKEN, LEGACY_CREDENTIALS, Sandbox
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m sources.docusign_billing.sandbox", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m sources.docusign_billing.sandbox", description=__doc__
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--accounts", type=int, default=3)

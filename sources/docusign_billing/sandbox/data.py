@@ -76,7 +76,10 @@ def _item(rng: random.Random, item_id: int, running: Decimal) -> tuple[dict[str,
         quantity, unit = Decimal(1), -min(Decimal(rng.randrange(100, 5000)) / 100, running)
         name = f"Credit: {name}"
     elif r < 0.15:
-        quantity, unit = Decimal(rng.randrange(1, 10)) + _HALF, Decimal(2 * rng.randrange(50, 5000)) / 100
+        quantity, unit = (
+            Decimal(rng.randrange(1, 10)) + _HALF,
+            Decimal(2 * rng.randrange(50, 5000)) / 100,
+        )
     elif r < 0.17:
         quantity, unit = Decimal(rng.randrange(1, 5)), _ZERO
     else:
@@ -92,7 +95,9 @@ def _item(rng: random.Random, item_id: int, running: Decimal) -> tuple[dict[str,
     return item, charge
 
 
-def _invoice(rng: random.Random, account_id: str, number: int, first_item_id: int, items: int) -> tuple[dict[str, Any], Decimal]:
+def _invoice(
+    rng: random.Random, account_id: str, number: int, first_item_id: int, items: int
+) -> tuple[dict[str, Any], Decimal]:
     lines: list[dict[str, str]] = []
     amount = _ZERO
     for offset in range(items):
@@ -100,15 +105,25 @@ def _invoice(rng: random.Random, account_id: str, number: int, first_item_id: in
         lines.append(line)
         amount += charge
     r = rng.random()
-    non_taxable = _ZERO if r < 0.5 else (amount * rng.randrange(1, 40) / 100).quantize(_CENT, ROUND_DOWN)
+    non_taxable = (
+        _ZERO if r < 0.5 else (amount * rng.randrange(1, 40) / 100).quantize(_CENT, ROUND_DOWN)
+    )
     r = rng.random()
-    balance = amount if r < 0.7 else _ZERO if r < 0.8 else (amount * rng.randrange(1, 100) / 100).quantize(_CENT, ROUND_DOWN)
+    balance = (
+        amount
+        if r < 0.7
+        else _ZERO
+        if r < 0.8
+        else (amount * rng.randrange(1, 100) / 100).quantize(_CENT, ROUND_DOWN)
+    )
     invoice_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
     r = rng.random()
     invoice = {
         "amount": format_amount(amount, _style(rng)),
         "taxableAmount": format_amount(amount - non_taxable, _style(rng)),
-        "nonTaxableAmount": "" if non_taxable == 0 and rng.random() < 0.3 else format_amount(non_taxable, _style(rng)),
+        "nonTaxableAmount": ""
+        if non_taxable == 0 and rng.random() < 0.3
+        else format_amount(non_taxable, _style(rng)),
         "balance": format_amount(balance, _style(rng)),
         "dueDate": _due_date(rng),
         "invoiceId": invoice_id,
@@ -121,7 +136,11 @@ def _invoice(rng: random.Random, account_id: str, number: int, first_item_id: in
 
 
 def generate_response(
-    seed: int, account_index: int, account_id: str, invoices: int, items_per_invoice: int | None = None
+    seed: int,
+    account_index: int,
+    account_id: str,
+    invoices: int,
+    items_per_invoice: int | None = None,
 ) -> dict[str, Any]:
     """Build one account's past-due body; pure, so equal arguments give equal bodies.
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import base64
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs
 
 import jwt
@@ -39,15 +40,24 @@ class OAuthAuthority:
     tokens_issued: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def handle(self, method: str, path: str, headers: Any, body: bytes, bearer_valid: bool) -> Reply | None:
+    def handle(
+        self, method: str, path: str, headers: Any, body: bytes, bearer_valid: bool
+    ) -> Reply | None:
         """The reply for an `/oauth/...` request, or None for any other path."""
         if path == "/oauth/token" and method == "POST":
             form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
             return self._token(form, headers)
         if path == "/oauth/userinfo" and method == "GET":
             if not bearer_valid:
-                return 401, {"error": "invalid_token", "error_description": "the access token is invalid or expired"}
-            user = {"sub": USER_ID, "name": "Sandbox Administrator", "email": "admin@sandbox.example"}
+                return 401, {
+                    "error": "invalid_token",
+                    "error_description": "the access token is invalid or expired",
+                }
+            user = {
+                "sub": USER_ID,
+                "name": "Sandbox Administrator",
+                "email": "admin@sandbox.example",
+            }
             return 200, {**user, "accounts": self.accounts()}
         return None
 
@@ -56,7 +66,9 @@ class OAuthAuthority:
         if grant == JWT_BEARER:
             failure = self._check_assertion(form.get("assertion", ""))
         elif grant == "refresh_token":
-            failure = self._check_refresh(form.get("refresh_token", ""), headers.get("Authorization", ""))
+            failure = self._check_refresh(
+                form.get("refresh_token", ""), headers.get("Authorization", "")
+            )
         else:
             failure = (400, "unsupported_grant_type", f"grant_type {grant!r} is not supported")
         if failure:
@@ -66,14 +78,22 @@ class OAuthAuthority:
         self.issue(token, self.token_lifetime)
         with self._lock:
             self.tokens_issued += 1
-        return 200, {"access_token": token, "token_type": "Bearer", "expires_in": int(self.token_lifetime) or 1}
+        return 200, {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": int(self.token_lifetime) or 1,
+        }
 
     def _check_assertion(self, assertion: str) -> tuple[int, str, str] | None:
         if self.public_key is None:
             return 400, "invalid_grant", "no key pair is registered for this integration key"
         try:
             claims = jwt.decode(
-                assertion, self.public_key, algorithms=["RS256"], audience=self.audience, issuer=INTEGRATION_KEY,
+                assertion,
+                self.public_key,
+                algorithms=["RS256"],
+                audience=self.audience,
+                issuer=INTEGRATION_KEY,
                 options={"require": ["iss", "sub", "aud", "iat", "exp"]},
             )
         except jwt.ExpiredSignatureError:

@@ -43,20 +43,54 @@ FAULTS = frozenset({"401", "429", "500", "502", "503", "504", "reset", "hang", "
 _ROUTE = re.compile(r"^/restapi/v2\.1/accounts/([^/]+)/billing_invoices_past_due/?$")
 _DEFAULT_HOURLY_LIMIT = 1000
 _ERRORS = {
-    "missing": (401, "USER_AUTHENTICATION_FAILED", "One or both of Username and Password are invalid. Invalid access token"),
-    "user": (401, "USER_AUTHENTICATION_FAILED", "One or both of Username and Password are invalid."),
-    "partner": (401, "PARTNER_AUTHENTICATION_FAILED", "The specified Integrator Key was not found or is disabled."),
-    "token": (401, "AUTHORIZATION_INVALID_TOKEN", "The access token provided is expired, revoked or malformed."),
-    "account": (400, "USER_DOES_NOT_BELONG_TO_SPECIFIED_ACCOUNT", "The specified User is not a member of the specified Account."),
-    "admin": (400, "USER_LACKS_PERMISSIONS", "This user lacks sufficient permissions to access this resource."),
+    "missing": (
+        401,
+        "USER_AUTHENTICATION_FAILED",
+        "One or both of Username and Password are invalid. Invalid access token",
+    ),
+    "user": (
+        401,
+        "USER_AUTHENTICATION_FAILED",
+        "One or both of Username and Password are invalid.",
+    ),
+    "partner": (
+        401,
+        "PARTNER_AUTHENTICATION_FAILED",
+        "The specified Integrator Key was not found or is disabled.",
+    ),
+    "token": (
+        401,
+        "AUTHORIZATION_INVALID_TOKEN",
+        "The access token provided is expired, revoked or malformed.",
+    ),
+    "account": (
+        400,
+        "USER_DOES_NOT_BELONG_TO_SPECIFIED_ACCOUNT",
+        "The specified User is not a member of the specified Account.",
+    ),
+    "admin": (
+        400,
+        "USER_LACKS_PERMISSIONS",
+        "This user lacks sufficient permissions to access this resource.",
+    ),
     "404": (404, "RESOURCE_NOT_FOUND", "The URL provided does not resolve to a resource."),
-    "429": (429, "HOURLY_APIINVOCATION_LIMIT_EXCEEDED", "The maximum number of hourly API invocations has been exceeded."),
+    "429": (
+        429,
+        "HOURLY_APIINVOCATION_LIMIT_EXCEEDED",
+        "The maximum number of hourly API invocations has been exceeded.",
+    ),
     "500": (500, "UNSPECIFIED_ERROR", "An unexpected error occurred while processing the request."),
     "502": (502, "BAD_GATEWAY", "The upstream server returned an invalid response."),
-    "503": (503, "SERVICE_UNAVAILABLE", "The service is temporarily unavailable. Please retry later."),
+    "503": (
+        503,
+        "SERVICE_UNAVAILABLE",
+        "The service is temporarily unavailable. Please retry later.",
+    ),
     "504": (504, "GATEWAY_TIMEOUT", "The upstream server did not respond in time."),
 }
-_GATEWAY_HTML = "<html><head><title>{0}</title></head><body><center><h1>{0}</h1></center></body></html>\r\n"
+_GATEWAY_HTML = (
+    "<html><head><title>{0}</title></head><body><center><h1>{0}</h1></center></body></html>\r\n"
+)
 _GATEWAY_TITLES = {"502": "502 Bad Gateway", "504": "504 Gateway Time-out"}
 
 Reply = tuple[int | None, bytes, str, dict[str, str]]
@@ -162,18 +196,32 @@ class Sandbox:
         token_lifetime: float = 3600.0,
     ) -> None:
         """`hosts` > 1 spreads the accounts over that many ports, like DocuSign's naX hosts."""
-        self.seed, self.items_per_invoice, self.host, self.port = seed, items_per_invoice, host, port
+        self.seed, self.items_per_invoice, self.host, self.port = (
+            seed,
+            items_per_invoice,
+            host,
+            port,
+        )
         self.hosts = max(1, hosts)
-        span = (invoices_per_account,) * 2 if isinstance(invoices_per_account, int) else invoices_per_account
+        span = (
+            (invoices_per_account,) * 2
+            if isinstance(invoices_per_account, int)
+            else invoices_per_account
+        )
         rng = Random(f"sandbox:{seed}")
         self._initial_counts = [rng.randint(*span) for _ in range(accounts)]
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
         self._servers: list[_Server] = []
-        self._tokens: dict[str, float | None] = {ACCESS_TOKEN: None}  # token -> expiry (epoch) or None
+        self._tokens: dict[str, float | None] = {
+            ACCESS_TOKEN: None
+        }  # token -> expiry (epoch) or None
         self.oauth = OAuthAuthority(
-            issue=self.add_token, accounts=self._userinfo_accounts, audience=host, token_lifetime=token_lifetime
+            issue=self.add_token,
+            accounts=self._userinfo_accounts,
+            audience=host,
+            token_lifetime=token_lifetime,
         )
         self.reset()
 
@@ -184,7 +232,9 @@ class Sandbox:
             self._stopping.clear()
             for index in range(self.hosts):
                 server = _Server((self.host, self.port if index == 0 else 0), self, index)
-                threading.Thread(target=server.serve_forever, name="docusign-sandbox", daemon=True).start()
+                threading.Thread(
+                    target=server.serve_forever, name="docusign-sandbox", daemon=True
+                ).start()
                 self._servers.append(server)
         return self
 
@@ -262,7 +312,9 @@ class Sandbox:
         with self._lock:
             index = len(self._bodies)
             account_id = account_id_for(self.seed, index)
-            self._bodies[account_id] = generate_response(self.seed, index, account_id, invoices, self.items_per_invoice)
+            self._bodies[account_id] = generate_response(
+                self.seed, index, account_id, invoices, self.items_per_invoice
+            )
         return account_id
 
     def pay_invoice(self, account_id: str, invoice_id: str) -> None:
@@ -281,7 +333,13 @@ class Sandbox:
             self._find_invoice(body, invoice_id)["balance"] = balance
             self._recompute(body)
 
-    def set_response(self, account_id: str, body: object, status: int = 200, content_type: str = "application/json") -> None:
+    def set_response(
+        self,
+        account_id: str,
+        body: object,
+        status: int = 200,
+        content_type: str = "application/json",
+    ) -> None:
         """Serve `body` verbatim for this account: dict/list are JSON-encoded, str/bytes sent as-is."""
         if isinstance(body, (dict, list)):
             raw = json.dumps(body).encode()
@@ -311,7 +369,9 @@ class Sandbox:
             self._bodies: dict[str, dict[str, Any]] = {}
             for index, invoices in enumerate(self._initial_counts):
                 account_id = account_id_for(self.seed, index)
-                self._bodies[account_id] = generate_response(self.seed, index, account_id, invoices, self.items_per_invoice)
+                self._bodies[account_id] = generate_response(
+                    self.seed, index, account_id, invoices, self.items_per_invoice
+                )
             self._overrides: dict[str, tuple[int, bytes, str]] = {}
             self._denied: set[str] = set()
             self._faults: list[dict[str, Any]] = []
@@ -324,7 +384,9 @@ class Sandbox:
             self.requests: list[dict[str, Any]] = []
 
     # faults ------------------------------------------------------------------------------------
-    def inject(self, fault: str, times: int = 1, account_id: str | None = None, **options: Any) -> None:
+    def inject(
+        self, fault: str, times: int = 1, account_id: str | None = None, **options: Any
+    ) -> None:
         """Queue `fault` for the next `times` requests (for `account_id`, or any account if None).
 
         Options: 429 -> retry_after (int seconds), ratelimit_reset (seconds from now); a missing option
@@ -335,7 +397,9 @@ class Sandbox:
         if times < 1:
             raise ValueError("times must be >= 1")
         with self._lock:
-            self._faults.append({"fault": fault, "left": times, "account_id": account_id, "options": options})
+            self._faults.append(
+                {"fault": fault, "left": times, "account_id": account_id, "options": options}
+            )
 
     def rate_limit(self, max_requests: int, per_seconds: float) -> None:
         """Fixed windows aligned to the clock, like DocuSign's hourly windows: `X-RateLimit-Reset`
@@ -350,11 +414,18 @@ class Sandbox:
         with self._lock:
             (self._connections.add if add else self._connections.discard)(connection)
 
-    def _serve(self, method: str, raw_path: str, headers: Message, body: bytes = b"", host: int = 0) -> Reply:
+    def _serve(
+        self, method: str, raw_path: str, headers: Message, body: bytes = b"", host: int = 0
+    ) -> Reply:
         """Run the pipeline in the module docstring and log the outcome (never header values)."""
         path = urlsplit(raw_path).path
         entry: dict[str, Any] = {
-            "method": method, "path": path, "status": None, "account_id": None, "auth": None, "at": time.time()
+            "method": method,
+            "path": path,
+            "status": None,
+            "account_id": None,
+            "auth": None,
+            "at": time.time(),
         }
         with self._lock:
             self.requests.append(entry)
@@ -368,19 +439,32 @@ class Sandbox:
                 self._in_flight -= 1
 
     def _reply(
-        self, entry: dict[str, Any], method: str, path: str, headers: Message, body: bytes, host: int, latency: float
+        self,
+        entry: dict[str, Any],
+        method: str,
+        path: str,
+        headers: Message,
+        body: bytes,
+        host: int,
+        latency: float,
     ) -> Reply:
         if latency:
             self._stopping.wait(latency)
         match = _ROUTE.match(path)
         oauth = None
         if path.startswith("/oauth/"):  # the account server; API requests authenticate below
-            oauth = self.oauth.handle(method, path, headers, body, self._authenticate(headers)[0] == "token")
+            oauth = self.oauth.handle(
+                method, path, headers, body, self._authenticate(headers)[0] == "token"
+            )
         if oauth is not None:
             reply = _json_reply(*oauth)
         elif method != "GET" or match is None:
             reply = _error("404")
-        elif self.hosts > 1 and match.group(1) in self.account_ids and self._host_of(match.group(1)) != host:
+        elif (
+            self.hosts > 1
+            and match.group(1) in self.account_ids
+            and self._host_of(match.group(1)) != host
+        ):
             entry["account_id"] = match.group(1)
             reply = _error("account")  # the account lives on another host
         else:
@@ -434,7 +518,10 @@ class Sandbox:
             return None, "user"
         if fields.get("integratorkey") != LEGACY_CREDENTIALS["integrator_key"]:
             return None, "partner"
-        if (fields.get("username"), fields.get("password")) != (LEGACY_CREDENTIALS["username"], LEGACY_CREDENTIALS["password"]):
+        if (fields.get("username"), fields.get("password")) != (
+            LEGACY_CREDENTIALS["username"],
+            LEGACY_CREDENTIALS["password"],
+        ):
             return None, "user"
         return "legacy", None
 
@@ -481,15 +568,24 @@ class Sandbox:
         if kind == "401":  # a token revoked or expired early
             return _error("token")
         if kind in _GATEWAY_TITLES:
-            return int(kind), _GATEWAY_HTML.format(_GATEWAY_TITLES[kind]).encode(), "text/html", limit_headers
+            return (
+                int(kind),
+                _GATEWAY_HTML.format(_GATEWAY_TITLES[kind]).encode(),
+                "text/html",
+                limit_headers,
+            )
         headers = dict(limit_headers)
         if kind == "429":
             if options.get("retry_after") is not None:
                 headers["Retry-After"] = str(options["retry_after"])
             if options.get("ratelimit_reset") is not None:
-                headers["X-RateLimit-Limit"] = str(self._limit[0] if self._limit else _DEFAULT_HOURLY_LIMIT)
+                headers["X-RateLimit-Limit"] = str(
+                    self._limit[0] if self._limit else _DEFAULT_HOURLY_LIMIT
+                )
                 headers["X-RateLimit-Remaining"] = "0"
-                headers["X-RateLimit-Reset"] = str(math.ceil(time.time() + options["ratelimit_reset"]))
+                headers["X-RateLimit-Reset"] = str(
+                    math.ceil(time.time() + options["ratelimit_reset"])
+                )
         return _error(kind, headers)
 
     @staticmethod
@@ -502,7 +598,9 @@ class Sandbox:
     @staticmethod
     def _recompute(body: dict[str, Any]) -> None:
         """Re-total pastDueBalance; accountBalance moves by the same delta so it stays >= past due."""
-        past_due = sum((parse_amount(invoice["balance"]) for invoice in body["billingInvoices"]), Decimal(0))
+        past_due = sum(
+            (parse_amount(invoice["balance"]) for invoice in body["billingInvoices"]), Decimal(0)
+        )
         delta = past_due - parse_amount(body["pastDueBalance"])
         body["pastDueBalance"] = format_amount(past_due)
         body["accountBalance"] = format_amount(parse_amount(body["accountBalance"]) + delta)
