@@ -5,6 +5,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,47 @@ def loaded_runner(directory: Path) -> Iterator[Runner]:
         runner = Runner(api, directory)
         runner.run()
         yield runner
+
+
+CREDENTIAL_HEADERS = frozenset({"authorization", "x-docusign-authentication"})
+
+
+def secrets_outside_credentials(requests: list[dict], secrets: Sequence[str]) -> list[tuple]:
+    """(target, place, secret) for each secret the server received anywhere but a credential
+    header or the form of a token request (where grants travel): the query string, another
+    header, another request's body. Reads the sandbox's log of what it received."""
+    leaks = []
+    for request in requests:
+        places = {"target": request["target"]}
+        places.update(
+            (f"header {name}", value)
+            for name, value in request["headers"].items()
+            if name.lower() not in CREDENTIAL_HEADERS
+        )
+        if request["path"] != "/oauth/token":
+            places["body"] = request["body"]
+        leaks += [
+            (request["target"], place, secret)
+            for place, text in places.items()
+            for secret in secrets
+            if secret in text
+        ]
+    return leaks
+
+
+def secrets_in_credential_headers(requests: list[dict], secrets: Sequence[str]) -> set[str]:
+    """The secrets the server received in credential headers: shows a search found where they travel."""
+    return {
+        secret
+        for request in requests
+        for name, value in request["headers"].items()
+        if name.lower() in CREDENTIAL_HEADERS
+        for secret in secrets
+        if secret in value
+    }
+
+
+def exact_amount(text: str) -> Decimal | None:
+    """The amount a sandbox string stands for, read without the code under test: the sandbox
+    formats exact decimals with at most `$`, `,` and a sign around them; blank is NULL."""
+    return Decimal(text.replace("$", "").replace(",", "")) if text.strip() else None

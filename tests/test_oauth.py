@@ -13,6 +13,7 @@ from pipelines.cli import EXIT_CONFIG, EXIT_FAILED, explain
 from sources.docusign_billing.auth import DocuSignCredentials
 from sources.docusign_billing.sandbox import CLIENT_ID, INTEGRATION_KEY, USER_ID, Sandbox
 from tests.conftest import Runner
+from tests.helpers_reliability import secrets_in_credential_headers, secrets_outside_credentials
 
 CLI = str(Path(sys.executable).with_name("docusign-billing"))
 
@@ -278,7 +279,12 @@ def _duckdb_dlt_tables_text(path):
 
 
 def test_no_secret_of_any_auth_method_leaks(hosts, tmp_path, cli_env):
-    """Whole runs at DEBUG level with distinctive secrets; every output and every written file is searched."""
+    """Whole runs at DEBUG level with distinctive secrets; every output, every written file and
+    what the servers received are searched.
+
+    Removed to see it fail: `CachedTokenAuth` also sending the access token in an `X-Trace`
+    header (found in the sandbox's log of request headers).
+    """
     client_secret, refresh_token = "CS-e1f2a3-distinctive", "RT-b4c5d6-distinctive"
     hosts.oauth.client_secret = client_secret
     hosts.oauth.refresh_tokens.add(refresh_token)
@@ -348,7 +354,11 @@ def test_no_secret_of_any_auth_method_leaks(hosts, tmp_path, cli_env):
         assert not [s for s in secrets if s.encode() in data], path
     dlt_tables = _duckdb_dlt_tables_text(tmp_path / "docusign_billing.duckdb")
     assert "docusign_billing" in dlt_tables and not [s for s in secrets if s in dlt_tables]
-    assert not [s for s in secrets if s in repr(hosts.requests)]
+    # what the servers received: access tokens only as `Authorization`, the refresh token only in
+    # the token request's form, the client secret only base64-encoded, the private key never
+    assert secrets_outside_credentials(hosts.requests, secrets) == []
+    assert secrets_in_credential_headers(hosts.requests, secrets) == {"sandbox-oauth-"}
+    assert any(refresh_token in r["body"] for r in hosts.requests if r["path"] == "/oauth/token")
 
 
 def test_discovered_account_ids_must_be_guids(oauth_runner, hosts, monkeypatch):

@@ -7,7 +7,7 @@ import pytest
 
 from pipelines.docusign_billing_pipeline import make_pipeline
 from sources.docusign_billing import settings
-from sources.docusign_billing.parse import parse_decimal
+from tests.helpers_reliability import exact_amount
 
 INVOICES = "billing.past_due_invoices"
 ITEMS = "billing.past_due_invoices__invoice_items"
@@ -58,14 +58,23 @@ def test_column_types(runner):
 
 
 def test_values_equal_the_api_exactly(runner, sandbox):
+    """Expected values are read from the sandbox's text without `parse.py`, over every amount form.
+
+    Removed to see it fail: `parse_decimal` returning `abs(number)`, with the column form refusing
+    (so every value takes the per-value rule); an expectation computed with `parse_decimal` passed.
+    """
+    forms = ["-$1,234.50", "$-0.01", "1,000,000.123456789", "-12.00", "$7"]
+    for account_id, form in zip(sandbox.account_ids * 2, forms):
+        invoice = sandbox.response(account_id)["billingInvoices"][forms.index(form) // 3]
+        sandbox.set_balance(account_id, invoice["invoiceId"], form)
     runner.run()
     expected_invoices, expected_items = {}, {}
     for account_id in sandbox.account_ids:
         for invoice in sandbox.response(account_id)["billingInvoices"]:
             key = (account_id, invoice["invoiceId"])
-            expected_invoices[key] = parse_decimal(invoice["balance"])
+            expected_invoices[key] = exact_amount(invoice["balance"])
             for item in invoice["invoiceItems"]:
-                expected_items[key + (item["invoiceItemId"],)] = parse_decimal(item["chargeAmount"])
+                expected_items[key + (item["invoiceItemId"],)] = exact_amount(item["chargeAmount"])
     loaded = {(a, i): b for a, i, b in _active(runner)}
     assert loaded == expected_invoices and all(isinstance(v, Decimal) for v in loaded.values())
     items = dict(
@@ -101,7 +110,7 @@ def test_snapshots_one_row_per_account_and_run(runner, sandbox):
     assert runner.rows(
         f"SELECT past_due_balance, invoice_count, currency_code FROM {SNAPSHOTS} WHERE account_id = '{account}' LIMIT 1"
     ) == [
-        (parse_decimal(body["pastDueBalance"]), len(body["billingInvoices"]), body["currencyCode"])
+        (exact_amount(body["pastDueBalance"]), len(body["billingInvoices"]), body["currencyCode"])
     ]
 
 
@@ -147,7 +156,7 @@ def test_balance_change_is_a_new_version_with_its_items(runner, sandbox):
         f" WHERE account_id = '{account}' AND invoice_id = '{invoice['invoiceId']}' ORDER BY _dlt_valid_from"
     )
     assert [(b, active) for b, active, _ in versions] == [
-        (parse_decimal(invoice["balance"]), False),
+        (exact_amount(invoice["balance"]), False),
         (Decimal("1.23"), True),
     ]
     for _, _, version in versions:

@@ -326,12 +326,18 @@ def test_rate_limiter_fixed_window(sandbox: Sandbox) -> None:
     assert get(sandbox).status_code == 200
 
 
-def test_request_log_holds_no_secrets(sandbox: Sandbox) -> None:
+def test_request_log_records_what_a_server_receives(sandbox: Sandbox) -> None:
+    """The log holds target (query included), headers and body: what a real server sees, so
+    tests can assert where a client sent its secrets (see `tests/helpers_reliability.py`)."""
     get(sandbox, headers=LEGACY_JSON, params={"token": "q"})
-    get(sandbox)
-    get(sandbox, headers={"Authorization": "Bearer not-a-real-secret"})
-    assert [entry["status"] for entry in sandbox.requests] == [200, 200, 401]
-    assert set(sandbox.requests[0]) == {"method", "path", "status", "account_id", "auth", "at"}
-    dumped = json.dumps(sandbox.requests)
-    for secret in (*LEGACY_CREDENTIALS.values(), ACCESS_TOKEN, "not-a-real-secret", "token=q"):
-        assert secret not in dumped
+    requests.post(
+        f"{sandbox.oauth_base_url}/oauth/token", data={"grant_type": "x"}, headers=TOKEN, timeout=5
+    )
+    assert [entry["status"] for entry in sandbox.requests] == [200, 400]
+    legacy, token = sandbox.requests
+    assert legacy["target"].endswith("/billing_invoices_past_due?token=q")
+    assert (
+        legacy["headers"]["X-DocuSign-Authentication"] == LEGACY_JSON["X-DocuSign-Authentication"]
+    )
+    assert token["headers"]["Authorization"] == TOKEN["Authorization"]
+    assert token["body"] == "grant_type=x" and legacy["body"] == ""

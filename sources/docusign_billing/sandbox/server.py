@@ -417,11 +417,15 @@ class Sandbox:
     def _serve(
         self, method: str, raw_path: str, headers: Message, body: bytes = b"", host: int = 0
     ) -> Reply:
-        """Run the pipeline in the module docstring and log the outcome (never header values)."""
+        """Run the pipeline in the module docstring and log the request as a server receives it
+        (target with its query, headers, body), so tests can check what a client sent where."""
         path = urlsplit(raw_path).path
         entry: dict[str, Any] = {
             "method": method,
             "path": path,
+            "target": raw_path,
+            "headers": dict(headers.items()),
+            "body": body.decode("utf-8", "replace"),
             "status": None,
             "account_id": None,
             "auth": None,
