@@ -179,7 +179,12 @@ KILL_POINTS = [
 
 
 def _assert_kill_hit_its_window(tmp_path: Path, point: str) -> None:
-    """The state each kill point exists to produce (the ones `pipelines/recovery.py` repairs)."""
+    """The state each kill point exists to produce (the ones `pipelines/recovery.py` repairs).
+
+    Checked to fail: with `helpers_killer` killing *before* the patched dlt function instead of
+    after it, every kill point's check fails (normalize-mid: no normalized files; load-merge: the
+    new version not merged; load-complete: no `_dlt_loads` row).
+    """
     working = _working(tmp_path)
     if point == "normalize-commit":
         extracted = {p.name for p in (working / "normalize" / "extracted").iterdir()}
@@ -198,12 +203,40 @@ def _assert_kill_hit_its_window(tmp_path: Path, point: str) -> None:
             and not (package / ".pending_transitions" / job.name).exists()
         ]
         assert unrecorded, "the kill did not land between the committed COPY and dlt recording it"
+    elif point == "normalize-mid":
+        extracted = {p.name for p in (working / "normalize" / "extracted").iterdir()}
+        written = {
+            p.name
+            for p in (working / "load" / "new").iterdir()
+            if any((p / "new_jobs").glob("past_due_invoices.*"))
+        }
+        assert extracted and extracted == written, (
+            extracted,
+            written,
+        )  # files written, not committed
+        assert not (working / "load" / "normalized").exists() or not any(
+            (working / "load" / "normalized").iterdir()
+        )
+    elif point in ("load-merge", "load-complete"):
+        (pending,) = [p.name for p in (working / "load" / "normalized").iterdir()]
+        loads = Runner(None, tmp_path).rows(
+            f"SELECT count(*) FROM billing._dlt_loads WHERE load_id = '{pending}'"
+        )
+        assert loads == [(1 if point == "load-complete" else 0,)], loads
+        merged = Runner(None, tmp_path).rows(
+            "SELECT count(*) FROM billing.past_due_invoices"
+            " WHERE balance = 1000.01 AND _dlt_valid_to IS NULL"
+        )
+        assert merged == [(1,)], "the kill came before the SCD2 merge committed"
 
 
 @pytest.mark.parametrize("point", KILL_POINTS)
 def test_sigkill_inside_dlt_step_then_rerun_equals_uninterrupted(
     sandbox, runner, reference, tmp_path, cli_env, point
 ):
+    """Removed to see it fail: `recovery.repair` (the load-copy and normalize-commit kill points
+    then end with duplicated or failing runs); each kill's window is checked first."""
+
     def kill():
         result = subprocess.run(
             [sys.executable, "-m", "tests.helpers_killer", point, *_cli_args(tmp_path)],
