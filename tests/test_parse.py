@@ -15,6 +15,7 @@ from sources.docusign_billing.errors import ResponseError
 from sources.docusign_billing.parse import COLUMN_RULES, parse_bool, parse_decimal, parse_timestamp
 from sources.docusign_billing.sandbox.data import account_id_for, generate_response
 from sources.docusign_billing.tables import BatchParser
+from tests.test_properties import amounts, booleans, timestamps
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -343,6 +344,29 @@ def test_column_rules_agree_with_the_value_rules(rule, texts):
             return  # refused: the per-value rule decides
         assert expected is not None, f"column form accepted what the rule refuses: {values}"
         assert typed == expected
+
+    check()
+
+
+@pytest.mark.parametrize(
+    "rule, forms",
+    [(parse_decimal, amounts()), (parse_timestamp, timestamps()), (parse_bool, booleans())],
+    ids=["decimal", "timestamp", "bool"],
+)
+def test_column_rules_read_every_documented_form_themselves(rule, forms):
+    """The documented forms (the property test's grammar, with values computed by the generator)
+    never fall back: the column form reads them, exactly. The test above only checks what the
+    column form accepts, and refuses most of its random texts.
+
+    Removed to see it fail: the column forms accepting nothing (raising at once), with which the
+    test above still passed.
+    """
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(forms, min_size=1, max_size=6))  # an empty column falls back: nothing to read
+    def check(pairs):
+        texts, expected = [text for text, _ in pairs], [value for _, value in pairs]
+        assert COLUMN_RULES[rule](pa.array(texts, type=pa.string())).to_pylist() == expected
 
     check()
 
