@@ -217,3 +217,26 @@ def _lines(path: str) -> Iterator[str]:
         return iter(Path(path).read_text().splitlines())
     except OSError:
         return iter(())
+
+
+def check_counts(duckdb_file: Path, expected: dict[str, int]) -> None:
+    """Raises unless each count holds exactly: keys are tables of the `billing` dataset, optionally
+    with a condition (`past_due_invoices WHERE _dlt_valid_to IS NULL`); a table that was never
+    created holds 0 rows. A benchmark must not time a lossy load."""
+    import duckdb
+
+    with duckdb.connect(str(duckdb_file), read_only=True) as db:
+        existing = {
+            name
+            for (name,) in db.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'billing'"
+            ).fetchall()
+        }
+        counts = {
+            key: db.execute(f"SELECT count(*) FROM billing.{key}").fetchone()[0]
+            if key.split()[0] in existing
+            else 0
+            for key in expected
+        }
+    if counts != expected:
+        raise AssertionError(f"row counts {counts}, expected {expected}")
