@@ -9,8 +9,8 @@ PYTHON="${PYTHON:-python3}"
 stamp=.venv/.installed-$(cat pyproject.toml | cksum | cut -d' ' -f1)-${1:-main}
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  if [ "${1:-main}" = test ]; then
-    .venv/bin/python -m pip install --quiet -e '.[test]'
+  if [ "${1:-main}" != main ]; then   # an extra of pyproject.toml: test, mutation
+    .venv/bin/python -m pip install --quiet -e ".[$1]"
   else
     .venv/bin/python -m pip install --quiet -e .
   fi

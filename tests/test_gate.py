@@ -1,0 +1,133 @@
+"""`RateLimitGate` alone, fed DocuSign's `X-RateLimit-*` headers directly: pacing, windows, stale
+answers and the Retry-After it derives. Fast, so mutation testing can run it per mutant
+(`scripts/mutation.sh client`); the gate over real HTTP is in test_faults.py and test_oauth.py.
+
+Waits are checked on events with wide margins: a thread that must stay blocked is given 0.3 s to
+prove it is not admitted (an admitted one is through in microseconds), one that must be admitted
+gets 5 s.
+"""
+
+import threading
+import time
+
+from requests import Response
+
+from sources.docusign_billing.client import RateLimitGate
+
+BLOCKED, ADMITTED = 0.3, 5.0
+
+
+def _response(status=200, remaining=None, reset=None, limit=None, **headers):
+    response = Response()
+    response.status_code = status
+    if remaining is not None:
+        response.headers["X-RateLimit-Remaining"] = str(remaining)
+    if reset is not None:
+        response.headers["X-RateLimit-Reset"] = str(reset)
+    if limit is not None:
+        response.headers["X-RateLimit-Limit"] = str(limit)
+    response.headers.update(headers)
+    return response
+
+
+def _acquire_in_thread(gate):
+    """An event set once `gate.acquire()` returned, and the list that receives its result."""
+    done, result = threading.Event(), []
+
+    def run():
+        result.append(gate.acquire())
+        done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    return done, result
+
+
+def test_no_limit_seen_admits_everything():
+    gate = RateLimitGate()
+    assert all(gate.acquire() for _ in range(50))
+
+
+def test_requests_in_flight_count_against_the_remaining_budget():
+    gate = RateLimitGate()
+    gate.observe(_response(remaining=2, reset=time.time() + 60, limit=3))
+    assert gate.acquire() and gate.acquire()
+    done, result = _acquire_in_thread(gate)
+    assert not done.wait(BLOCKED)  # 2 remaining, 2 in flight
+    gate.release()
+    assert done.wait(ADMITTED) and result == [True]
+
+
+def test_answers_of_one_window_keep_the_lowest_remaining():
+    gate = RateLimitGate()
+    reset = time.time() + 60
+    gate.observe(_response(remaining=1, reset=reset, limit=5))
+    gate.observe(_response(remaining=4, reset=reset, limit=5))  # an earlier answer, arriving late
+    assert gate.acquire()
+    done, _ = _acquire_in_thread(gate)
+    assert not done.wait(BLOCKED)
+    gate.observe(_response(remaining=3, reset=reset + 1, limit=5))  # a newer window
+    assert done.wait(ADMITTED)
+
+
+def test_the_next_window_opens_with_the_full_limit():
+    gate = RateLimitGate()
+    gate.observe(_response(remaining=0, reset=time.time() + 0.3, limit=3))
+    started = time.monotonic()
+    assert gate.acquire() and gate.acquire() and gate.acquire()  # after the reset: 3 at once
+    assert time.monotonic() - started >= 0.2  # they waited for the window, not less
+    done, _ = _acquire_in_thread(gate)
+    assert not done.wait(BLOCKED)  # a 4th exceeds the new window's limit
+
+
+def test_answers_from_a_window_that_is_over_are_ignored():
+    gate = RateLimitGate()
+    reset = time.time() + 0.3
+    gate.observe(_response(remaining=0, reset=reset, limit=2))
+    assert gate.acquire()  # waits for the next window: budget 2, one in flight
+    gate.observe(_response(remaining=0, reset=reset, limit=2))  # a late answer of the old window
+    done, _ = _acquire_in_thread(gate)
+    assert done.wait(ADMITTED)
+
+
+def test_without_a_limit_header_the_limit_is_remaining_plus_one():
+    gate = RateLimitGate()
+    gate.observe(_response(remaining=1, reset=time.time() + 0.3))
+    assert gate.acquire() and gate.acquire()  # the next window: 1 + 1
+    done, _ = _acquire_in_thread(gate)
+    assert not done.wait(BLOCKED)
+
+
+def test_a_window_freeing_later_than_max_wait_is_refused_at_once():
+    gate = RateLimitGate(max_wait=60)
+    gate.observe(_response(remaining=0, reset=time.time() + 3600, limit=1000))
+    started = time.monotonic()
+    assert gate.acquire() is False
+    assert time.monotonic() - started < ADMITTED
+    near = RateLimitGate(max_wait=60)
+    near.observe(_response(remaining=0, reset=time.time() + 30, limit=1000))
+    done, _ = _acquire_in_thread(near)
+    assert not done.wait(BLOCKED)  # 30 s is within max_wait: it waits instead
+
+
+def test_headers_that_are_not_numbers_are_ignored():
+    gate = RateLimitGate()
+    gate.observe(_response(remaining="many", reset=time.time() + 60))
+    gate.observe(_response(remaining=0, reset="soon"))
+    assert gate.acquire() and gate.acquire()
+
+
+def test_x_ratelimit_reset_on_a_429_becomes_retry_after():
+    gate = RateLimitGate()
+    throttled = gate.observe(_response(429, remaining=0, reset=time.time() + 5.5))
+    assert throttled.headers["Retry-After"] == "6"  # whole seconds, rounded up
+    kept = gate.observe(
+        _response(429, remaining=0, reset=time.time() + 5.5, **{"Retry-After": "2"})
+    )
+    assert kept.headers["Retry-After"] == "2"  # the server's own Retry-After wins
+    assert (
+        "Retry-After"
+        not in gate.observe(_response(200, remaining=5, reset=time.time() + 5)).headers
+    )
+    assert "Retry-After" not in gate.observe(_response(429)).headers
+    past = gate.observe(_response(429, remaining=0, reset=time.time() - 5))
+    assert "Retry-After" not in past.headers  # a reset in the past asks for no wait
