@@ -1,6 +1,7 @@
 """Every value form the API sends, and every rejection naming account, record, field and value."""
 
 import json
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -12,7 +13,13 @@ from hypothesis import strategies as st
 from sources.docusign_billing.bodies import AccountResponse, read_known
 from sources.docusign_billing.client import RawBody
 from sources.docusign_billing.errors import ResponseError
-from sources.docusign_billing.parse import COLUMN_RULES, parse_bool, parse_decimal, parse_timestamp
+from sources.docusign_billing.parse import (
+    COLUMN_RULES,
+    parse_bool,
+    parse_decimal,
+    parse_extra,
+    parse_timestamp,
+)
 from sources.docusign_billing.sandbox.data import account_id_for, generate_response
 from sources.docusign_billing.tables import BatchParser
 from tests.test_properties import amounts, booleans, timestamps
@@ -131,6 +138,48 @@ def test_boolean_forms(text, expected):
 def test_boolean_rejects(text):
     with pytest.raises(ValueError):
         parse_bool(text)
+
+
+@pytest.mark.parametrize(
+    "rule, value, reason",
+    [
+        (parse_decimal, "12,34.5.6", "not an amount like 1,234.56"),
+        (parse_decimal, 12.5, "expected a string amount, got float"),
+        (parse_decimal, "1." + "1" * 10, "more than 9 decimal places"),
+        (parse_decimal, "9" * 30, "too many digits"),  # 30 + 9 places > DECIMAL(38, 9)
+        (parse_timestamp, 1700000000, "expected a string date, got int"),
+        (parse_timestamp, "31/02/2024", "not an ISO-8601 date or timestamp"),
+        (parse_timestamp, "2024-05-01T10:00:00+05:75", "offset out of range"),
+        (parse_timestamp, "2024-05-01T10:00:00+24:00", "offset out of range"),
+        (parse_bool, "yes", "not true or false"),
+    ],
+)
+def test_rejections_say_why(rule, value, reason):
+    """The reason is part of the one-line error a user reads (mutation testing found the texts
+    unchecked, and a `+05:75` offset accepted once the range check used `and`)."""
+    with pytest.raises(ValueError) as error:
+        rule(value)
+    assert str(error.value) == reason
+
+
+def test_timestamps_are_utc_whatever_the_machine_zone(monkeypatch):
+    """`astimezone(None)` (the machine's zone) passed every test on this UTC machine."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        moment = parse_timestamp("2024-05-01T10:00:00+02:00")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert moment == datetime(2024, 5, 1, 8, tzinfo=UTC) and moment.tzinfo is UTC
+
+
+def test_extra_fields_keep_their_json_text():
+    """Unknown fields land as text: numbers as sent, booleans and structures as JSON."""
+    assert parse_extra(True) == "true" and parse_extra(False) == "false"
+    assert parse_extra(7) == "7" and parse_extra(Decimal("1.50")) == "1.50"
+    assert parse_extra({"b": 1, "a": [None]}) == '{"a": [null], "b": 1}'
+    assert parse_extra("x") == "x" and parse_extra(None) is None
 
 
 def _parse(body, account_id="acc-1"):
