@@ -151,6 +151,7 @@ def test_boolean_rejects(text):
         (parse_timestamp, "31/02/2024", "not an ISO-8601 date or timestamp"),
         (parse_timestamp, "2024-05-01T10:00:00+05:75", "offset out of range"),
         (parse_timestamp, "2024-05-01T10:00:00+24:00", "offset out of range"),
+        (parse_timestamp, "2024-05-01T10:00:00+05:60", "offset out of range"),
         (parse_bool, "yes", "not true or false"),
     ],
 )
@@ -160,6 +161,36 @@ def test_rejections_say_why(rule, value, reason):
     with pytest.raises(ValueError) as error:
         rule(value)
     assert str(error.value) == reason
+
+
+@pytest.mark.parametrize(
+    "rule, text",
+    [
+        (parse_decimal, "9" * 30),
+        (parse_decimal, "12345678901234567890123456789012"),  # Arrow wraps this one around
+        (parse_decimal, "-" + "9" * 30),
+        (parse_decimal, "9" * 29 + ".123456789"),
+        (parse_decimal, "-$" + "9" * 29),
+        (parse_decimal, "0.1234567891"),
+        (parse_decimal, ".5"),
+        (parse_timestamp, "1969-12-31T23:59:59.9999999Z"),  # truncation differs before 1970
+        (parse_timestamp, "1970-01-01T00:00:00Z"),
+        (parse_timestamp, "2024-05-01T10:00:00+23:59"),
+        (parse_timestamp, "2024-05-01T10:00:00+05:60"),
+    ],
+)
+def test_column_forms_at_the_edges_refuse_or_agree(rule, text):
+    """At the limits of precision, scale, epoch and offsets the column form refuses (the rule then
+    decides) or types exactly as the rule: never a wrapped-around or differently truncated value."""
+    try:
+        expected = [rule(text)]
+    except ValueError:
+        expected = None
+    try:
+        typed = COLUMN_RULES[rule](pa.array([text], type=pa.string())).to_pylist()
+    except (ValueError, pa.ArrowException):
+        return  # refused: nothing typed, whatever the rule says
+    assert typed == expected
 
 
 def test_timestamps_are_utc_whatever_the_machine_zone(monkeypatch):
@@ -179,6 +210,7 @@ def test_extra_fields_keep_their_json_text():
     assert parse_extra(True) == "true" and parse_extra(False) == "false"
     assert parse_extra(7) == "7" and parse_extra(Decimal("1.50")) == "1.50"
     assert parse_extra({"b": 1, "a": [None]}) == '{"a": [null], "b": 1}'
+    assert parse_extra({"a": Decimal("1.5")}) == '{"a": "1.5"}'  # JSON numbers arrive as Decimal
     assert parse_extra("x") == "x" and parse_extra(None) is None
 
 
