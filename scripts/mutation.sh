@@ -17,7 +17,7 @@ declare -A FILE=(
 # subprocess import the unmutated code, so they cannot kill a mutant).
 declare -A TESTS=(
   [parse]="tests/test_parse.py"
-  [client]="tests/test_gate.py tests/test_http.py::test_429_waits_as_the_headers_say tests/test_http.py::test_rejected_credentials tests/test_http.py::test_user_without_admin_rights tests/test_http.py::test_unreachable_host"
+  [client]="tests/test_client.py tests/test_http.py::test_429_waits_as_the_headers_say tests/test_http.py::test_rejected_credentials tests/test_http.py::test_user_without_admin_rights tests/test_http.py::test_unreachable_host"
   [recovery]="tests/test_interrupted.py::test_restart_redoes_staging_jobs_and_leaves_append_jobs tests/test_interrupted.py::test_restart_deletes_the_appended_rows_of_the_package_first_and_redoes_their_jobs tests/test_interrupted.py::test_package_whose_jobs_all_recorded_an_outcome_is_left_to_dlt tests/test_interrupted.py::test_package_with_refresh_is_left_to_dlt tests/test_interrupted.py::test_restart_killed_at_any_step_is_finished_by_the_next_run tests/test_interrupted.py::test_stale_extracted_copy_is_removed_only_once_its_package_moved_on tests/test_interrupted.py::test_atomic_write_leftovers_are_removed_and_packages_kept"
   [tables]="tests/test_parse.py tests/test_batches.py"
 )

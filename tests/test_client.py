@@ -1,6 +1,7 @@
-"""`RateLimitGate` alone, fed DocuSign's `X-RateLimit-*` headers directly: pacing, windows, stale
-answers and the Retry-After it derives. Fast, so mutation testing can run it per mutant
-(`scripts/mutation.sh client`); the gate over real HTTP is in test_faults.py and test_oauth.py.
+"""`client.py` without HTTP: `RateLimitGate` fed DocuSign's `X-RateLimit-*` headers directly
+(pacing, windows, stale answers, the Retry-After it derives) and the mapping of error responses to
+one-line errors. Fast, so mutation testing can run it per mutant (`scripts/mutation.sh client`);
+the same over real HTTP is in test_http.py, test_faults.py and test_oauth.py.
 
 Waits are checked on events with wide margins: a thread that must stay blocked is given 0.3 s to
 prove it is not admitted (an admitted one is through in microseconds), one that must be admitted
@@ -10,16 +11,18 @@ gets 5 s.
 import threading
 import time
 
+import pytest
 from requests import Response
 
-from sources.docusign_billing.client import RateLimitGate
+from sources.docusign_billing.client import RateLimitGate, _api_error, validate_base_url
+from sources.docusign_billing.errors import ApiError, AuthError, ConfigError
 
 BLOCKED, ADMITTED = 0.3, 5.0
 
 
-def _response(status=200, remaining=None, reset=None, limit=None, **headers):
+def _response(status=200, remaining=None, reset=None, limit=None, body=b"", reason="", **headers):
     response = Response()
-    response.status_code = status
+    response.status_code, response._content, response.reason = status, body, reason
     if remaining is not None:
         response.headers["X-RateLimit-Remaining"] = str(remaining)
     if reset is not None:
@@ -131,3 +134,80 @@ def test_x_ratelimit_reset_on_a_429_becomes_retry_after():
     assert "Retry-After" not in gate.observe(_response(429)).headers
     past = gate.observe(_response(429, remaining=0, reset=time.time() - 5))
     assert "Retry-After" not in past.headers  # a reset in the past asks for no wait
+
+
+ACCOUNT = "acc-1"
+ADMIN_HINT = "the user must be an administrator of this account to read its billing"
+CREDENTIALS_HINT = (
+    "check the credentials (and for production, that they belong to the production host)"
+)
+
+
+@pytest.mark.parametrize(
+    "status, body, reason, error_class, message, code",
+    [
+        (
+            400,
+            b'{"errorCode": "USER_LACKS_PERMISSIONS", "message": "no admin"}',
+            "Bad Request",
+            ApiError,
+            f"account acc-1: DocuSign answered HTTP 400 (USER_LACKS_PERMISSIONS: no admin); {ADMIN_HINT}",
+            "USER_LACKS_PERMISSIONS",
+        ),
+        (
+            401,
+            b'{"errorCode": "USER_AUTHENTICATION_FAILED", "message": "bad"}',
+            "Unauthorized",
+            AuthError,
+            f"account acc-1: authentication failed (HTTP 401 USER_AUTHENTICATION_FAILED: bad); {CREDENTIALS_HINT}",
+            "USER_AUTHENTICATION_FAILED",
+        ),
+        (
+            400,
+            b'{"errorCode": "PARTNER_AUTHENTICATION_FAILED", "message": "key"}',
+            "Bad Request",
+            AuthError,
+            f"account acc-1: authentication failed (HTTP 400 PARTNER_AUTHENTICATION_FAILED: key); {CREDENTIALS_HINT}",
+            "PARTNER_AUTHENTICATION_FAILED",
+        ),
+        (
+            404,
+            b"<html>not found</html>",
+            "Not Found",
+            ApiError,
+            "account acc-1: DocuSign answered HTTP 404 (Not Found); the base_url or account id is wrong",
+            None,
+        ),
+        (
+            502,
+            b'["a gateway list"]',
+            "Bad Gateway",
+            ApiError,
+            "account acc-1: DocuSign answered HTTP 502 (Bad Gateway)",
+            None,
+        ),
+        (
+            500,
+            b'{"errorCode": "UNSPECIFIED_ERROR"}',
+            "Server Error",
+            ApiError,
+            "account acc-1: DocuSign answered HTTP 500 (UNSPECIFIED_ERROR: )",
+            "UNSPECIFIED_ERROR",
+        ),
+    ],
+    ids=["no-admin", "401", "partner-key", "404-html", "502-list", "500-no-message"],
+)
+def test_error_responses_become_one_line_naming_account_status_code_and_hint(
+    status, body, reason, error_class, message, code
+):
+    error = _api_error(_response(status, body=body, reason=reason), ACCOUNT)
+    assert type(error) is error_class and str(error) == message
+    assert (error.account_id, error.status, error.code) == (ACCOUNT, status, code)
+
+
+def test_base_url_must_be_http_and_loses_its_trailing_slash():
+    assert validate_base_url("https://demo.docusign.net/restapi/") == (
+        "https://demo.docusign.net/restapi"
+    )
+    with pytest.raises(ConfigError, match="^base_url 'ftp://x' is not an http"):
+        validate_base_url("ftp://x")
