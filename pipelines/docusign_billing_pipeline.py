@@ -23,10 +23,10 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 if __package__ in (None, ""):  # run as a script from a clone
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipelines.recovery import recover  # noqa: E402
-from pipelines.run_lock import run_lock  # noqa: E402
 from sources.docusign_billing import docusign_billing, settings  # noqa: E402
 from sources.docusign_billing.errors import ConfigError  # noqa: E402
+from sources.docusign_billing.recovery import recover  # noqa: E402
+from sources.docusign_billing.run_lock import run_lock  # noqa: E402
 
 Progress = Callable[[str], None]
 

@@ -1,6 +1,6 @@
 """Two runs at once: one proceeds, the other fails fast with one clear line and exit 1; nothing corrupts.
 
-Same pipeline folder: `pipelines/run_lock.py` (flock on `<working_dir>/run.lock`, whole `load()`).
+Same pipeline folder: `sources/docusign_billing/run_lock.py` (flock on `<working_dir>/run.lock`, whole `load()`).
 Different pipeline folders, same DuckDB file: DuckDB's own file lock; the loser's package stays
 pending in its folder and loads on its next run.
 """
@@ -13,8 +13,8 @@ import pytest
 
 from pipelines.cli import EXIT_FAILED, explain
 from pipelines.docusign_billing_pipeline import make_pipeline
-from pipelines.run_lock import RunInProgressError, lock_path, run_lock
 from sources.docusign_billing.errors import DocuSignBillingError
+from sources.docusign_billing.run_lock import RunInProgressError, lock_path, run_lock
 from tests.conftest import Runner
 from tests.helpers_reliability import CLI, assert_consistent, with_repo_on_path
 

@@ -14,7 +14,7 @@ with one dlt function patched to SIGKILL its own process at a precise point. Eac
 that the kill left the state it targets (e.g. a started load job without a recorded outcome), so a
 change in dlt that moves the window shows up here instead of silently testing nothing.
 
-Two of those states need `pipelines/recovery.py`; the end of this module tests that repair on
+Two of those states need `sources/docusign_billing/recovery.py`; the end of this module tests that repair on
 synthetic package folders, including a kill at every step of the repair itself.
 """
 
@@ -32,7 +32,7 @@ from dlt.common.schema.utils import new_column, new_table
 from dlt.common.storages.file_storage import FileStorage
 from dlt.common.storages.load_package import PackageStorage
 
-from pipelines import recovery
+from sources.docusign_billing import recovery
 from sources.docusign_billing.sandbox import Sandbox
 from tests.conftest import Runner
 from tests.helpers_reliability import (
@@ -164,7 +164,7 @@ def test_sigkill_during_extract_then_rerun_equals_uninterrupted(
 
 KILL_POINTS = [
     pytest.param("normalize-mid", id="normalize-after-writing-files"),
-    # dlt renamed the normalized package but did not delete its extracted copy (pipelines/recovery.py)
+    # dlt renamed the normalized package but did not delete its extracted copy (sources/docusign_billing/recovery.py)
     pytest.param("normalize-commit", id="normalize-between-commit-and-cleanup"),
     # a staging COPY committed but not recorded: dlt would re-run it on the non-truncated staging table
     pytest.param("load-copy:past_due_snapshots", id="load-after-snapshot-staging-committed"),
@@ -179,7 +179,7 @@ KILL_POINTS = [
 
 
 def _assert_kill_hit_its_window(tmp_path: Path, point: str) -> None:
-    """The state each kill point exists to produce (the ones `pipelines/recovery.py` repairs)."""
+    """The state each kill point exists to produce (the ones `sources/docusign_billing/recovery.py` repairs)."""
     working = _working(tmp_path)
     if point == "normalize-commit":
         extracted = {p.name for p in (working / "normalize" / "extracted").iterdir()}
@@ -228,7 +228,7 @@ def test_sigkill_inside_dlt_step_then_rerun_equals_uninterrupted(
         )
 
 
-# The repair of pipelines/recovery.py on synthetic package folders (milliseconds each): which jobs
+# The repair of sources/docusign_billing/recovery.py on synthetic package folders (milliseconds each): which jobs
 # go back, which stay, and that a kill at any step of the repair is finished by the next run.
 
 LOAD_ID = "1700000000.5"
@@ -423,7 +423,7 @@ def test_stale_extracted_copy_is_removed_only_once_its_package_moved_on(tmp_path
 
 
 def test_atomic_write_leftovers_are_removed_and_packages_kept(tmp_path):
-    from pipelines.recovery import remove_atomic_write_leftovers
+    from sources.docusign_billing.recovery import remove_atomic_write_leftovers
 
     (tmp_path / "e516f1c6eb242be5").write_text("{}")  # a kill inside FileStorage.save_atomic
     (tmp_path / "1795661266.796036").mkdir()  # a package

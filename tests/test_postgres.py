@@ -420,7 +420,7 @@ def test_history_over_runs(pg: PgRunner, sandbox: Sandbox) -> None:
 
 
 def test_recovery_deletes_a_packages_item_rows_in_postgres(pg: PgRunner, sandbox: Sandbox) -> None:
-    """What `pipelines/recovery.py` runs before it reloads a crashed package's appended items."""
+    """What `sources/docusign_billing/recovery.py` runs before it reloads a crashed package's appended items."""
     items = f"{DATASET}.{settings.ITEMS_TABLE}"
     pipeline = pg.run()
     (first,) = pg.rows(f"SELECT DISTINCT _dlt_load_id FROM {items}")[0]

@@ -29,7 +29,7 @@ _REPLAYABLE: TWriteDispositionConfig = {
 """Keyed, through staging: a load replayed after a crash replaces its rows instead of adding them.
 
 `deduplicated`: each key occurs once per package (one row per account and run), and
-`pipelines/recovery.py` restarts a package's staging from empty after a crash, so dlt skips its
+`sources/docusign_billing/recovery.py` restarts a package's staging from empty after a crash, so dlt skips its
 dedup pass over staging (a third of the load time at 100k invoices)."""
 
 
@@ -106,7 +106,7 @@ def docusign_billing(
     def invoice_items(batch: ParsedBatch) -> Iterator[object]:
         """Items of invoice versions new to the destination, linked like dlt's nested tables and by
         plain keys. Appended, no staging: a version's items never change; `_dlt_load_id` lets
-        `pipelines/recovery.py` remove a crashed load's rows before they are loaded again."""
+        `sources/docusign_billing/recovery.py` remove a crashed load's rows before they are loaded again."""
         yield batch.items  # also when empty: the table exists from the first run on
 
     @dlt.transformer(

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import dlt
 
-from sources.docusign_billing.errors import DocuSignBillingError
+from .errors import DocuSignBillingError
 
 LOCK_FILE = "run.lock"
 """Inside `pipeline.working_dir`, next to dlt's own state."""
