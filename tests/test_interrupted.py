@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+import dlt
 import pytest
 from dlt.common.schema import Schema
 from dlt.common.schema.utils import new_column, new_table
@@ -111,9 +112,13 @@ def _assert_like_reference(runner: Runner, reference: Runner) -> None:
     )
 
 
-def _scenario(sandbox, runner: Runner, reference: Runner, tmp_path: Path, kill) -> None:
+def _scenario(
+    sandbox, runner: Runner, reference: Runner, tmp_path: Path, kill, plain: bool = False
+) -> None:
+    """`plain`: every run is a user's own `pipeline.run(docusign_billing(...))`, not the CLI."""
     assert sandbox.account_ids == reference.sandbox.account_ids
-    runner.run()
+    run = runner.run_plain if plain else runner.run
+    run()
     _change_data(sandbox)
     before = runner.snapshot()
     killed = kill()
@@ -121,7 +126,7 @@ def _scenario(sandbox, runner: Runner, reference: Runner, tmp_path: Path, kill) 
     if "loading into" not in killed.stderr:
         assert runner.snapshot() == before  # killed before load: nothing of it is visible
     try:
-        runner.run()
+        run()
     except Exception as ex:  # noqa: BLE001 - the failure is the finding, reported with dlt's message
         from pipelines.cli import explain
 
@@ -200,13 +205,19 @@ def _assert_kill_hit_its_window(tmp_path: Path, point: str) -> None:
         assert unrecorded, "the kill did not land between the committed COPY and dlt recording it"
 
 
+@pytest.mark.parametrize("plain", [False, True], ids=["cli", "plain-pipeline-run"])
 @pytest.mark.parametrize("point", KILL_POINTS)
 def test_sigkill_inside_dlt_step_then_rerun_equals_uninterrupted(
-    sandbox, runner, reference, tmp_path, cli_env, point
+    sandbox, runner, reference, tmp_path, cli_env, point, plain
 ):
+    """`plain`: killed and resumed in a user's own pipeline: the source repairs its folder."""
+    run_args = (
+        ["--plain", runner.pipelines_dir, runner.duckdb_file] if plain else _cli_args(tmp_path)
+    )
+
     def kill():
         result = subprocess.run(
-            [sys.executable, "-m", "tests.helpers_killer", point, *_cli_args(tmp_path)],
+            [sys.executable, "-m", "tests.helpers_killer", point, *run_args],
             env=with_repo_on_path(cli_env(sandbox)),
             cwd=tmp_path,
             capture_output=True,
@@ -218,7 +229,7 @@ def test_sigkill_inside_dlt_step_then_rerun_equals_uninterrupted(
         _assert_kill_hit_its_window(tmp_path, point)
         return result
 
-    _scenario(sandbox, runner, reference, tmp_path, kill)
+    _scenario(sandbox, runner, reference, tmp_path, kill, plain)
     if point != "load-complete":
         # a replayed package writes its `_dlt_loads` row once (dlt writes it after the last job).
         # A kill right after that row (load-complete) gets a second one from dlt: README.md, Guarantees
@@ -400,7 +411,8 @@ def test_restart_killed_at_any_step_is_finished_by_the_next_run(
 
 
 def test_stale_extracted_copy_is_removed_only_once_its_package_moved_on(tmp_path):
-    normalize, load = tmp_path / "normalize", tmp_path / "load"
+    pipeline = dlt.pipeline(pipeline_name="stale", pipelines_dir=str(tmp_path))
+    working = Path(pipeline.working_dir)
     for folder in (
         "normalize/extracted/1.1",
         "normalize/extracted/2.2",
@@ -410,16 +422,17 @@ def test_stale_extracted_copy_is_removed_only_once_its_package_moved_on(tmp_path
         "load/loaded/2.2",
         "load/new/3.3",
     ):
-        (tmp_path / folder).mkdir(parents=True)
-        (tmp_path / folder / "schema.json").write_text("{}")
-    assert recovery.remove_stale_extracted(str(normalize), str(load)) == ["1.1", "2.2"]
-    assert sorted(p.name for p in (normalize / "extracted").iterdir()) == [
+        (working / folder).mkdir(parents=True)
+        (working / folder / "schema.json").write_text("{}")
+    stale = recovery.stale_extracted(pipeline)
+    assert stale == ["1.1", "2.2"]
+    recovery.remove_stale_extracted(str(working / "normalize"), str(working / "load"), stale)
+    assert sorted(p.name for p in (working / "normalize/extracted").iterdir()) == [
         "3.3"
     ]  # still to normalize
-    assert sorted(p.name for p in (load / "new").iterdir()) == ["3.3"]  # dlt's own scratch copy
-    assert (load / "normalized" / "1.1" / "schema.json").exists() and (
-        load / "loaded" / "2.2"
-    ).is_dir()
+    assert sorted(p.name for p in (working / "load/new").iterdir()) == ["3.3"]  # dlt's scratch copy
+    assert (working / "load/normalized/1.1/schema.json").exists()
+    assert (working / "load/loaded/2.2").is_dir()
 
 
 def test_atomic_write_leftovers_are_removed_and_packages_kept(tmp_path):

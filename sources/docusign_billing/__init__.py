@@ -5,16 +5,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dlt
-from dlt.common.configuration.inject import with_config
 from dlt.common.schema.typing import TWriteDispositionConfig
-from dlt.common.storages.exceptions import CurrentLoadPackageStateNotAvailable
-from dlt.extract.resource import DltResource
+from dlt.sources import DltResource
 
-from . import settings
+from . import run_guard, settings
 from .accounts import check_selection, discover, normalize_account_ids, plan
 from .auth import DocuSignCredentials, make_auth
 from .batches import parsed_batches
 from .client import HttpSettings, validate_base_url
+from .dlt_internals import CurrentLoadPackageStateNotAvailable, with_config
 from .fetch import fetch_accounts
 from .loaded import loaded_item_versions
 from .oauth import AccountInfo
@@ -78,14 +77,16 @@ def docusign_billing(
     base_url = validate_base_url(base_url) if base_url else None
     auth = make_auth(credentials)
     http = HttpSettings(request_timeout, max_attempts, backoff_factor, max_retry_delay)
+    prepared = run_guard.prepare()  # before `pipeline.run` resumes what a killed run left
 
     @dlt.resource(selected=False)
     def account_batches() -> Iterator[ParsedBatch]:
         """Fetches and types each account; the last batch lists the accounts of the run."""
         snapshot_at, load_id = current_package()
-        known = loaded_item_versions(
-            dlt.current.pipeline() if load_id else None
-        )  # before any API call
+        pipeline = dlt.current.pipeline() if load_id else None
+        if pipeline is not None:
+            run_guard.check_extract(pipeline, prepared)
+        known = loaded_item_versions(pipeline)  # before any API call
         targets = plan(ids, accounts, base_url, credentials, auth)
 
         def new_parser() -> BatchParser:
