@@ -110,7 +110,7 @@ def test_two_pipeline_folders_on_one_duckdb_file(sandbox, runner, cli_env, tmp_p
     )
     seen = ""
     while "paused in load" not in seen and holder.poll() is None:
-        seen += holder.stderr.readline()
+        seen += holder.stderr.readline()  # type: ignore[union-attr]  # Popen(stderr=PIPE)
     assert "paused in load" in seen, seen
     sandbox.set_balance(
         sandbox.account_ids[0],
@@ -129,7 +129,7 @@ def test_two_pipeline_folders_on_one_duckdb_file(sandbox, runner, cli_env, tmp_p
     )
     # the source reads which item versions are loaded before its first API call: it fails at once
     assert len(sandbox.requests) == requests
-    assert holder.wait(timeout=60) == 0, holder.stderr.read()
+    assert holder.wait(timeout=60) == 0, holder.stderr.read()  # type: ignore[union-attr]
     # the holder's run is whole; ours left nothing in the dataset
     assert_consistent(runner)
     assert len(runner.rows("SELECT DISTINCT snapshot_at FROM billing.past_due_snapshots")) == 1

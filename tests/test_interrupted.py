@@ -29,6 +29,7 @@ from pathlib import Path
 import dlt
 import pytest
 from dlt.common.schema import Schema
+from dlt.common.schema.typing import TWriteDisposition
 from dlt.common.schema.utils import new_column, new_table
 from dlt.common.storages.file_storage import FileStorage
 from dlt.common.storages.load_package import PackageStorage
@@ -247,7 +248,12 @@ LOAD_ID = "1700000000.5"
 
 def _package_schema(items: bool) -> Schema:
     schema = Schema("docusign_billing")
-    for name, disposition in (("invoices", "merge"), ("snapshots", "merge"), ("errors", "append")):
+    dispositions: list[tuple[str, TWriteDisposition]] = [
+        ("invoices", "merge"),
+        ("snapshots", "merge"),
+        ("errors", "append"),
+    ]
+    for name, disposition in dispositions:
         schema.update_table(
             new_table(name, write_disposition=disposition, columns=[new_column("id", "text")])
         )
@@ -379,7 +385,7 @@ def test_restart_killed_at_any_step_is_finished_by_the_next_run(
     tmp_path, monkeypatch, killed_after
 ):
     packages = _interrupted_package(tmp_path / "normalized")
-    steps = []
+    steps: list[str] = []
 
     class Killed(BaseException):
         pass

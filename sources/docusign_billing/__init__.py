@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dlt
-from dlt.common.schema.typing import TWriteDispositionConfig
+from dlt.common.schema.typing import TDeleteInsertStrategyDict, TScd2StrategyDict
 from dlt.sources import DltResource
 
 from . import run_guard, settings
@@ -19,12 +19,12 @@ from .loaded import loaded_item_versions
 from .oauth import AccountInfo
 from .tables import BatchParser, ParsedBatch
 
-_SCD2: TWriteDispositionConfig = {"disposition": "merge", "strategy": "scd2"}
-_REPLAYABLE: TWriteDispositionConfig = {
+_SCD2: TScd2StrategyDict = {"disposition": "merge", "strategy": "scd2"}
+_REPLAYABLE: TDeleteInsertStrategyDict = {
     "disposition": "merge",
     "strategy": "delete-insert",
     "deduplicated": True,
-}  # type: ignore[typeddict-item]
+}
 """Keyed, through staging: a load replayed after a crash replaces its rows instead of adding them.
 
 `deduplicated`: each key occurs once per package (one row per account and run), and
@@ -32,7 +32,7 @@ _REPLAYABLE: TWriteDispositionConfig = {
 dedup pass over staging (a third of the load time at 100k invoices)."""
 
 
-def history_hints(accounts: Sequence[str]) -> TWriteDispositionConfig:
+def history_hints(accounts: Sequence[str]) -> TScd2StrategyDict:
     """SCD2 that retires only invoices of the accounts this run extracted.
 
     A `destination_scope` rather than a `merge_key`: an account whose last invoice was paid
@@ -40,7 +40,7 @@ def history_hints(accounts: Sequence[str]) -> TWriteDispositionConfig:
     accounts keep the same schema and dlt stores no new schema version per run.
     """
     scope = "account_id IN ({})".format(", ".join(f"'{a}'" for a in sorted(accounts)) or "NULL")
-    return {**_SCD2, "destination_scope": scope}  # type: ignore[typeddict-item]
+    return {**_SCD2, "destination_scope": scope}
 
 
 def current_package() -> tuple[datetime, str | None]:
@@ -94,7 +94,10 @@ def docusign_billing(
 
         yield from parsed_batches(fetch_accounts(targets, auth, http, max_workers), new_parser)
 
-    @dlt.transformer(name=settings.INVOICES_TABLE, write_disposition=_SCD2)
+    # The ignores on the transformers with a strategy dict: dlt 1.31 types @dlt.transformer's
+    # write_disposition as a disposition name only (@dlt.resource's takes the strategy dicts too);
+    # both hand it to the same table hints at run time
+    @dlt.transformer(name=settings.INVOICES_TABLE, write_disposition=_SCD2)  # type: ignore[call-overload]
     def past_due_invoices(batch: ParsedBatch) -> Iterator[object]:
         """One row per invoice version; `_dlt_valid_to` NULL means past due as of the latest run."""
         if batch.completed_accounts is None:
@@ -110,7 +113,7 @@ def docusign_billing(
         `sources/docusign_billing/recovery.py` remove a crashed load's rows before they are loaded again."""
         yield batch.items  # also when empty: the table exists from the first run on
 
-    @dlt.transformer(
+    @dlt.transformer(  # type: ignore[call-overload]
         name=settings.SNAPSHOTS_TABLE,
         write_disposition=_REPLAYABLE,
         primary_key=("account_id", "snapshot_at"),
@@ -119,7 +122,7 @@ def docusign_billing(
         """One row per account and run: the time series of what was past due when."""
         yield batch.snapshots
 
-    @dlt.transformer(
+    @dlt.transformer(  # type: ignore[call-overload]
         name=settings.ERRORS_TABLE,
         write_disposition=_REPLAYABLE,
         primary_key=("account_id", "snapshot_at"),

@@ -76,7 +76,7 @@ FOLLOWUP_FORMATS = ("sql", "reference")
 
 def normalized_packages(normalized_dir: str) -> PackageStorage:
     """The packages under `load/normalized`, with the job-moving API the repairs need."""
-    return PackageStorage(FileStorage(normalized_dir), NORMALIZED_FOLDER)
+    return PackageStorage(FileStorage(normalized_dir), "normalized")
 
 
 def parse_job_file_name(file_path: str) -> tuple[str, ParsedLoadJobFileName]:
