@@ -25,6 +25,7 @@ if __package__ in (None, ""):  # run as a script from a clone
 
 from pipelines.recovery import recover  # noqa: E402
 from pipelines.run_lock import run_lock  # noqa: E402
+from pipelines.views import refresh_views  # noqa: E402
 from sources.docusign_billing import docusign_billing, settings  # noqa: E402
 from sources.docusign_billing.errors import ConfigError  # noqa: E402
 
@@ -132,7 +133,9 @@ def load(
         progress(
             f"loading into {pipeline.destination.destination_name} ({time.monotonic() - started:.1f} s)"
         )
-        return pipeline.load()
+        info = pipeline.load()
+        refresh_views(pipeline)  # reporting views follow the tables (pipelines/views.py)
+        return info
 
 
 def summarize(pipeline: dlt.Pipeline) -> Summary:
