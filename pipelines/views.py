@@ -20,6 +20,7 @@ import sqlglot
 from dlt.destinations.exceptions import DatabaseException
 from sqlglot import exp
 
+from pipelines.filesystem import HISTORY_FROM_RUNS, is_filesystem
 from sources.docusign_billing import settings
 
 SOURCE_DIALECT = "duckdb"
@@ -206,15 +207,24 @@ def view_ddl(name: str, qualified_names: dict[str, str], dialect: str | None) ->
 
 
 def view_query(
-    name: str, qualified_names: dict[str, str], dialect: str | None, as_of: datetime | None = None
+    name: str,
+    qualified_names: dict[str, str],
+    dialect: str | None,
+    as_of: datetime | None = None,
+    history_from_runs: bool = False,
 ) -> str:
     """One stand-alone query giving the view's rows: the tables (snapshots up to `as_of`, when
-    given) and the views it builds on as CTEs named like them."""
+    given) and the views it builds on as CTEs named like them. `history_from_runs`: the invoices'
+    history is rebuilt from each run's rows (the filesystem destination, `pipelines/filesystem.py`).
+    """
     snapshots_filter = (
         f" WHERE snapshot_at <= CAST('{as_of.isoformat()}' AS TIMESTAMPTZ)" if as_of else ""
     )
+    invoices = (
+        HISTORY_FROM_RUNS if history_from_runs else f"SELECT * FROM __{settings.INVOICES_TABLE}"
+    )
     ctes = [
-        f"{settings.INVOICES_TABLE} AS (SELECT * FROM __{settings.INVOICES_TABLE})",
+        f"{settings.INVOICES_TABLE} AS ({invoices})",
         f"{settings.SNAPSHOTS_TABLE} AS"
         f" (SELECT * FROM __{settings.SNAPSHOTS_TABLE}{snapshots_filter})",
     ]
@@ -222,12 +232,27 @@ def view_query(
         ctes.append(f"{view.name} AS ({view.sql})")
         if view.name == name:
             break
-    query = _parse(f"WITH {', '.join(ctes)} SELECT * FROM {name}")
+    return _with_tables(f"WITH {', '.join(ctes)} SELECT * FROM {name}", qualified_names, dialect)
+
+
+def _with_tables(sql: str, qualified_names: dict[str, str], dialect: str | None) -> str:
+    """`sql` for `dialect`, its `__<table>` placeholders replaced by the qualified tables."""
+    query = _parse(sql)
     for table in list(query.find_all(exp.Table)):
         if table.name.startswith("__") and table.name[2:] in qualified_names:
             replacement = exp.to_table(qualified_names[table.name[2:]], dialect=dialect)
+            replacement.set("alias", table.args.get("alias"))
             table.replace(replacement)
     return _generate(query, dialect)
+
+
+def invoices_relation(pipeline: dlt.Pipeline, client: object) -> str:
+    """The invoices' SCD2 history to select from: the table, or on the filesystem destination
+    the history rebuilt from the runs' rows (`pipelines/filesystem.py`)."""
+    names = qualified_names(client, BASE_TABLES)
+    if not is_filesystem(pipeline):
+        return names[settings.INVOICES_TABLE]
+    return f"({_with_tables(HISTORY_FROM_RUNS, names, SOURCE_DIALECT)}) AS invoices"
 
 
 def qualified_names(client: object, names: tuple[str, ...]) -> dict[str, str]:
@@ -242,7 +267,7 @@ def refresh_views(pipeline: dlt.Pipeline) -> None:
     carries every invoice column, also those a run added). Does nothing before the views' tables
     exist, or on destinations without views (filesystem: `view_query` serves them).
     """
-    if pipeline.destination.destination_name == "filesystem":
+    if is_filesystem(pipeline):
         return  # files read through an in-memory DuckDB: nothing to keep views in
     if not set(BASE_TABLES) <= set(pipeline.default_schema.data_table_names()):
         return

@@ -7,136 +7,14 @@ client and compared with figures computed here from the bodies.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
 
-import dlt
 import duckdb
-import pytest
 
 from pipelines import views
-from pipelines.docusign_billing_pipeline import load, make_pipeline
 from sources.docusign_billing import settings
-from sources.docusign_billing.sandbox import Sandbox
-from tests.conftest import FAST_RETRIES, TOKEN_CREDENTIALS
-from tests.postgres_server import PostgresServer
-
-TODAY = datetime.now(UTC).date()
-
-
-def invoice(number: int, days_past_due: int, balance: str) -> dict[str, Any]:
-    due = TODAY - timedelta(days=days_past_due)
-    return {
-        "invoiceId": f"inv-{number}",
-        "invoiceNumber": f"INV-{number}",
-        "amount": balance,
-        "balance": balance,
-        "dueDate": f"{due.isoformat()}T00:00:00Z",
-        "invoiceItems": [],
-    }
-
-
-def body(currency: str, invoices: list[dict[str, Any]]) -> dict[str, Any]:
-    total = sum((Decimal(i["balance"]) for i in invoices), Decimal(0))
-    return {
-        "pastDueBalance": str(total),
-        "accountBalance": str(total),
-        "currencyCode": currency,
-        "paymentAllowed": "true",
-        "billingInvoices": invoices,
-    }
-
-
-A_FIRST = [
-    invoice(1, 10, "100.00"),
-    invoice(2, 45, "200.50"),
-    invoice(3, 75, "300"),
-    invoice(4, 120, "400"),
-]
-A_SECOND = [invoice(2, 45, "150.50"), invoice(3, 75, "300"), invoice(4, 120, "400")]  # 1 paid
-B_BOTH = [invoice(5, 5, "50.25"), invoice(6, 95, "1000")]
-
-
-class Engine:
-    """One destination: runs the real pipeline into it and reads SQL back through dlt's client."""
-
-    def __init__(self, sandbox: Sandbox, make: Callable[[], dlt.Pipeline]) -> None:
-        self.sandbox = sandbox
-        self.make = make
-
-    def run(self) -> None:
-        load(
-            self.make(),
-            account_ids=self.sandbox.account_ids,
-            base_url=self.sandbox.base_url,
-            credentials=TOKEN_CREDENTIALS,
-            **FAST_RETRIES,
-        )
-
-    def rows(self, sql: str) -> list[tuple]:
-        with self.make().sql_client() as client:
-            return [tuple(row) for row in client.execute_sql(sql)]
-
-    def view(self, name: str, columns: str, order: str = "1, 2") -> list[tuple]:
-        return self.rows(f"SELECT {columns} FROM {settings.DATASET_NAME}.{name} ORDER BY {order}")
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    with PostgresServer() as server:
-        yield server
-
-
-_DATABASES = itertools.count(1)
-
-
-@pytest.fixture
-def two_accounts() -> Iterator[Sandbox]:
-    with Sandbox(accounts=2, seed=3) as api:
-        yield api
-
-
-@pytest.fixture(params=["duckdb", "postgres"])
-def engine(
-    request: pytest.FixtureRequest, two_accounts: Sandbox, tmp_path: Path
-) -> Iterator[Engine]:
-    pipelines_dir = str(tmp_path / "pipelines")
-    if request.param == "duckdb":
-        duckdb_file = str(tmp_path / "views.duckdb")
-        yield Engine(
-            two_accounts,
-            lambda: make_pipeline(pipelines_dir=pipelines_dir, duckdb_file=duckdb_file),
-        )
-        return
-    server: PostgresServer = request.getfixturevalue("postgres")
-    url = server.create_database(f"views_{next(_DATABASES)}")
-    yield Engine(
-        two_accounts,
-        lambda: make_pipeline(
-            destination=dlt.destinations.postgres(credentials=url), pipelines_dir=pipelines_dir
-        ),
-    )
-
-
-@pytest.fixture
-def two_runs(engine: Engine) -> tuple[Engine, str, str, datetime, datetime]:
-    a, b = engine.sandbox.account_ids
-    engine.sandbox.set_response(a, body("USD", A_FIRST))
-    engine.sandbox.set_response(b, body("EUR", B_BOTH))
-    engine.run()
-    engine.sandbox.set_response(a, body("USD", A_SECOND))
-    engine.run()
-    first, second = (
-        at
-        for (at,) in engine.rows(
-            f"SELECT DISTINCT snapshot_at FROM {settings.DATASET_NAME}.{settings.SNAPSHOTS_TABLE} ORDER BY 1"
-        )
-    )
-    return engine, a, b, first, second
+from tests.helpers_views import A_FIRST, B_BOTH, TODAY, Engine, body
 
 
 def days_since(due_days_ago: int, at: datetime) -> int:
