@@ -11,6 +11,7 @@ import base64
 import html
 import io
 from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -175,7 +176,7 @@ def draw_charts(frames: dict[str, pd.DataFrame]) -> list[Chart]:
 # the page ---------------------------------------------------------------------------------------
 _CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222;
-       margin: 2rem auto; max-width: 1100px; padding: 0 1rem; }
+       margin: 2rem auto; max-width: 1200px; padding: 0 1rem; }
 h1 { font-size: 1.5rem; margin-bottom: 0.2rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
 .meta { color: #666; margin-top: 0; }
 table { border-collapse: collapse; margin: 0.5rem 0; font-variant-numeric: tabular-nums; }
@@ -197,8 +198,11 @@ def _cell(value: Any) -> tuple[str, bool]:
         return ("yes" if value else "no"), False
     if isinstance(value, int | float):
         return f"{value:,}", True
-    if hasattr(value, "strftime"):
-        return str(value)[:19], False
+    if isinstance(value, datetime):  # to the minute; midnight (due dates are days): the day
+        midnight = (value.hour, value.minute, value.second, value.microsecond) == (0, 0, 0, 0)
+        return value.strftime("%Y-%m-%d" if midnight else "%Y-%m-%d %H:%M"), False
+    if isinstance(value, date):
+        return value.isoformat(), False
     return str(value), False
 
 
@@ -226,14 +230,17 @@ def _html_table(
     return f'<div class="scroll"><table><tr>{head}</tr>{"".join(body)}</table></div>'
 
 
-def _view_section(title: str, frame: pd.DataFrame, columns: list[str], csv: str) -> str:
-    shown = frame[[c for c in columns if c in frame.columns]]
+def _view_section(title: str, frame: pd.DataFrame, columns: dict[str, str], csv: str) -> str:
+    """A view's rows under `columns` (column -> header); columns empty in every row are left out
+    (account names when OAuth gave none)."""
+    kept = {c: h for c, h in columns.items() if c in frame.columns and frame[c].notna().any()}
+    shown = frame[list(kept)]
     note = f"{len(frame)} rows, all of them in <code>{csv}</code>"
     if len(frame) > HTML_ROWS:
         note = f"the first {HTML_ROWS} of {len(frame)} rows; all of them in <code>{csv}</code>"
     rows = shown.head(HTML_ROWS).values.tolist()
     return f"<h2>{html.escape(title)}</h2><p class='note'>{note}</p>" + _html_table(
-        list(shown.columns), rows
+        list(kept.values()), rows
     )
 
 
@@ -255,19 +262,19 @@ def html_page(data: ReportData, aging: list[list[str]], charts: list[Chart]) -> 
         _view_section(
             "Past-due invoices (past_due_current)",
             frames["past_due_current"].sort_values(["currency_code", "days_past_due"], ascending=[True, False]),
-            ["account_name", "account_id", "currency_code", "invoice_number", "due_date", "days_past_due", "aging_bucket", "balance"],
+            {"account_name": "account", "account_id": "account id", "currency_code": "currency", "invoice_number": "invoice", "due_date": "due", "days_past_due": "days past due", "aging_bucket": "bucket", "balance": "balance"},
             "past_due_current.csv",
         ),
         _view_section(
             "Past-due balance per day (past_due_daily)",
             frames["past_due_daily"].sort_values(["day", "account_id"], ascending=[False, True]),
-            ["day", "account_name", "account_id", "currency_code", "past_due_balance", "invoice_count"],
+            {"day": "day", "account_name": "account", "account_id": "account id", "currency_code": "currency", "past_due_balance": "past due", "invoice_count": "invoices"},
             "past_due_daily.csv",
         ),
         _view_section(
             "Invoice resolution (invoice_resolution)",
             frames["invoice_resolution"].sort_values(["status", "account_id", "invoice_number"]),
-            ["account_name", "account_id", "currency_code", "invoice_number", "status", "first_seen_past_due_at", "resolved_at", "days_until_resolved", "balance_at_resolution", "last_balance"],
+            {"account_name": "account", "account_id": "account id", "currency_code": "currency", "invoice_number": "invoice", "status": "status", "first_seen_past_due_at": "first seen past due", "resolved_at": "resolved", "days_until_resolved": "days to resolve", "last_balance": "balance last seen"},
             "invoice_resolution.csv",
         ),
     ]  # fmt: skip
