@@ -66,9 +66,9 @@ def read_views(pipeline: dlt.Pipeline, as_of: datetime | None = None) -> ReportD
 
     where = f" at or before {as_of.isoformat()}" if as_of else ""
     nothing = f"no past-due data in {_describe(pipeline)}{where} (load some with `run` or `demo`)"
-    if pipeline.destination.destination_name == "duckdb" and not os.path.exists(
-        pipeline.destination_client().config.credentials.database  # type: ignore[attr-defined]
-    ):
+    credentials = pipeline.destination_client().config.credentials
+    database = getattr(credentials, "database", None)
+    if pipeline.destination.destination_name == "duckdb" and not os.path.exists(str(database)):
         raise NoDataError(nothing)  # a DuckDB client would create the file
     dialect = pipeline.destination.capabilities().sqlglot_dialect
     frames: dict[str, pd.DataFrame] = {}

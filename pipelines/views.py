@@ -178,13 +178,13 @@ def _view(name: str) -> View:
     return next(view for view in VIEWS if view.name == name)
 
 
-def _parse(sql: str) -> exp.Expression:
+def _parse(sql: str) -> exp.Expr:
     parsed = sqlglot.parse_one(sql, read=SOURCE_DIALECT)
     assert parsed is not None
     return parsed
 
 
-def _generate(expression: exp.Expression, dialect: str | None) -> str:
+def _generate(expression: exp.Expr, dialect: str | None) -> str:
     return expression.sql(dialect=dialect or SOURCE_DIALECT, pretty=True)
 
 

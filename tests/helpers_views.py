@@ -69,7 +69,7 @@ class Engine:
 
     def rows(self, sql: str) -> list[tuple]:
         with self.make().sql_client() as client:
-            return [tuple(row) for row in client.execute_sql(sql)]
+            return [tuple(row) for row in client.execute_sql(sql) or []]
 
     def view(self, name: str, columns: str, order: str = "1, 2") -> list[tuple]:
         return self.rows(f"SELECT {columns} FROM {settings.DATASET_NAME}.{name} ORDER BY {order}")

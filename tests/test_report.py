@@ -144,7 +144,7 @@ def test_filesystem_destination_loads_every_table_as_parquet_and_reports_its_his
     for table in (settings.INVOICES_TABLE, settings.ITEMS_TABLE, settings.SNAPSHOTS_TABLE):
         assert list((lake / settings.DATASET_NAME / table).glob("*.parquet")), table
     files = str(lake / settings.DATASET_NAME / settings.SNAPSHOTS_TABLE / "*.parquet")
-    assert duckdb.sql(f"SELECT count(*) FROM '{files}'").fetchall() == [(6,)]
+    assert duckdb.connect().execute(f"SELECT count(*) FROM '{files}'").fetchall() == [(6,)]
     pipeline = make_pipeline("filesystem", pipelines_dir=str(tmp_path / "pipelines"))
     summary = summarize(pipeline)
     assert (summary.accounts, summary.invoices) == (2, 5)
