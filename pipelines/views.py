@@ -22,6 +22,12 @@ from sqlglot import exp
 
 from pipelines.filesystem import HISTORY_FROM_RUNS, is_filesystem
 from sources.docusign_billing import settings
+from sources.docusign_billing.errors import DocuSignBillingError
+
+
+class ViewsError(DocuSignBillingError):
+    """The views could not be created (after a load that succeeded)."""
+
 
 SOURCE_DIALECT = "duckdb"
 """The dialect the definitions below are written in."""
@@ -281,7 +287,14 @@ def refresh_views(pipeline: dlt.Pipeline) -> None:
         except DatabaseException:
             # PostgreSQL replaces a view only if its columns stay (new ones may come last): when an
             # upgrade of this project changes a view's columns, the views are dropped and created
-            for name in reversed(VIEW_NAMES):
-                client.execute_sql(f"DROP VIEW IF EXISTS {names[name]}")
-            for statement in statements:
-                client.execute_sql(statement)
+            try:
+                for name in reversed(VIEW_NAMES):
+                    client.execute_sql(f"DROP VIEW IF EXISTS {names[name]}")
+                for statement in statements:
+                    client.execute_sql(statement)
+            except DatabaseException as ex:
+                reason = (str(ex).strip().splitlines() or [type(ex).__name__])[0]
+                raise ViewsError(
+                    "the run's data is loaded, but the reporting views could not be created"
+                    f" in {pipeline.destination.destination_name}: {reason}"
+                ) from ex

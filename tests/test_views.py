@@ -11,10 +11,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import duckdb
+import pytest
 
 from pipelines import views
 from sources.docusign_billing import settings
-from tests.helpers_views import A_FIRST, B_BOTH, TODAY, Engine, body
+from tests.helpers_views import A_FIRST, A_SECOND, B_BOTH, TODAY, Engine, body
 
 
 def days_since(due_days_ago: int, at: datetime) -> int:
@@ -184,3 +185,28 @@ def test_a_view_whose_columns_changed_is_dropped_and_created(engine: Engine) -> 
         )
     engine.run()
     assert engine.view("past_due_aging", "account_id, invoices_total") == sorted([(a, 4), (b, 2)])
+
+
+@pytest.mark.parametrize("engine", ["postgres"], indirect=True)
+def test_views_that_cannot_be_created_are_one_error_saying_the_data_is_loaded(
+    engine: Engine,
+) -> None:
+    """An old view with other columns that a user's own view depends on: PostgreSQL can neither
+    replace nor drop it. The run's data is in; the error says so."""
+    a, b = engine.sandbox.account_ids
+    engine.sandbox.set_response(a, body("USD", A_FIRST))
+    engine.sandbox.set_response(b, body("EUR", B_BOTH))
+    engine.run()
+    dataset = settings.DATASET_NAME
+    with engine.make().sql_client() as client:
+        client.execute_sql(f"DROP VIEW {dataset}.past_due_aging")
+        client.execute_sql(f"CREATE VIEW {dataset}.past_due_aging AS SELECT 1 AS old_column")
+        client.execute_sql(
+            f"CREATE VIEW {dataset}.users_own AS SELECT * FROM {dataset}.past_due_aging"
+        )
+    engine.sandbox.set_response(a, body("USD", A_SECOND))
+    with pytest.raises(views.ViewsError, match="data is loaded, but the reporting views") as error:
+        engine.run()
+    assert "cannot drop view past_due_aging because other objects depend on it" in str(error.value)
+    balances = engine.rows(f"SELECT count(*) FROM {dataset}.{settings.SNAPSHOTS_TABLE}")
+    assert balances == [(4,)]  # both runs' snapshots are loaded
