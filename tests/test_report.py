@@ -164,3 +164,14 @@ def test_filesystem_destination_loads_every_table_as_parquet_and_reports_its_his
     out = tmp_path / "reports"
     report.write_outputs(data, out)
     assert (out / "report.html").stat().st_size > 10_000
+
+
+def test_demo_then_report_out_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's first steps, in a fresh working directory (the `isolated_dlt` fixture's)."""
+    assert cli.main(["demo"]) == cli.EXIT_OK
+    capsys.readouterr()
+    assert cli.main(["report", "--out", "reports/"]) == cli.EXIT_OK
+    printed = capsys.readouterr().out
+    assert "TOTAL EUR" in printed and "TOTAL USD" in printed
+    written = {p.name for p in (tmp_path / "reports").iterdir()}
+    assert {"report.html", "aging_by_currency.png", "past_due_current.csv"} <= written
