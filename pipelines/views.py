@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import dlt
 import sqlglot
 from dlt.destinations.exceptions import DatabaseException
+from dlt.destinations.sql_client import SqlClientBase
 from sqlglot import exp
 
 from pipelines.filesystem import HISTORY_FROM_RUNS, is_filesystem
@@ -198,18 +200,19 @@ def view_ddl(name: str, qualified_names: dict[str, str], dialect: str | None) ->
     """`CREATE OR REPLACE VIEW` of one view, its tables and views named by `qualified_names`
     (bare name -> qualified name in the destination's quoting)."""
     select = _parse(_view(name).sql)
-    tables = {
-        bare: exp.to_table(qualified, dialect=dialect)
-        for bare, qualified in qualified_names.items()
-    }
     ctes = {cte.alias for cte in select.find_all(exp.CTE)}
     for table in list(select.find_all(exp.Table)):
-        if not table.db and table.name in tables and table.name not in ctes:
-            replacement = tables[table.name].copy()
-            replacement.set("alias", table.args.get("alias"))
-            table.replace(replacement)
-    create = exp.Create(this=tables[name].copy(), kind="VIEW", expression=select, replace=True)
-    return _generate(create, dialect)
+        if not table.db and table.name in qualified_names and table.name not in ctes:
+            _replace_table(table, qualified_names[table.name], dialect)
+    view = exp.to_table(qualified_names[name], dialect=dialect)
+    return _generate(exp.Create(this=view, kind="VIEW", expression=select, replace=True), dialect)
+
+
+def _replace_table(table: exp.Table, qualified_name: str, dialect: str | None) -> None:
+    """Puts the qualified table in place of `table`, keeping its alias."""
+    replacement = exp.to_table(qualified_name, dialect=dialect)
+    replacement.set("alias", table.args.get("alias"))
+    table.replace(replacement)
 
 
 def view_query(
@@ -246,13 +249,11 @@ def _with_tables(sql: str, qualified_names: dict[str, str], dialect: str | None)
     query = _parse(sql)
     for table in list(query.find_all(exp.Table)):
         if table.name.startswith("__") and table.name[2:] in qualified_names:
-            replacement = exp.to_table(qualified_names[table.name[2:]], dialect=dialect)
-            replacement.set("alias", table.args.get("alias"))
-            table.replace(replacement)
+            _replace_table(table, qualified_names[table.name[2:]], dialect)
     return _generate(query, dialect)
 
 
-def invoices_relation(pipeline: dlt.Pipeline, client: object) -> str:
+def invoices_relation(pipeline: dlt.Pipeline, client: SqlClientBase[Any]) -> str:
     """The invoices' SCD2 history to select from: the table, or on the filesystem destination
     the history rebuilt from the runs' rows (`pipelines/filesystem.py`)."""
     names = qualified_names(client, BASE_TABLES)
@@ -261,9 +262,9 @@ def invoices_relation(pipeline: dlt.Pipeline, client: object) -> str:
     return f"({_with_tables(HISTORY_FROM_RUNS, names, SOURCE_DIALECT)}) AS invoices"
 
 
-def qualified_names(client: object, names: tuple[str, ...]) -> dict[str, str]:
+def qualified_names(client: SqlClientBase[Any], names: tuple[str, ...]) -> dict[str, str]:
     """Bare name -> the destination's qualified, quoted name of it in the dataset."""
-    return {name: client.make_qualified_table_name(name) for name in names}  # type: ignore[attr-defined]
+    return {name: client.make_qualified_table_name(name) for name in names}
 
 
 def refresh_views(pipeline: dlt.Pipeline) -> None:
