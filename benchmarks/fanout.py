@@ -98,7 +98,7 @@ def main(
     """The limited run is the target; the unlimited one shows what concurrency alone reaches."""
     workers, origin = worker_count()
     ideal = accounts * latency / workers
-    rows = []
+    rows: list[list[Any]] = []
     for label, run_limit in (("none", None), (f"{limit[0]}/{limit[1]:g} s", limit)):
         r = fan_out(accounts, latency, run_limit)
         rate_floor = r["rate_floor"]

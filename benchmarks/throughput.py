@@ -219,7 +219,7 @@ def main(scales: Sequence[int] = SCALES) -> bool:
     of the product's cap (shown, not judged: the targets are for default settings). Each ratio is
     to the CTAS bound run with the same DuckDB settings; the bound with DuckDB's defaults is shown
     beside it."""
-    results = []
+    results: list[dict[str, Any]] = []
     judged = RATIO_SCALE if RATIO_SCALE in scales else scales[-1]
     runs = [(invoices, "", "") for invoices in scales]
     runs += [(judged, "", "mix"), (judged, duckdb_default_memory_limit(), "")]
@@ -235,7 +235,7 @@ def main(scales: Sequence[int] = SCALES) -> bool:
     for r in [*results, mixed, uncapped]:
         ratio = r["seconds"] / r["bound_seconds"]
         stages = " / ".join(f"{s:.1f}" for s in r["stages"].values())
-        peaks = " / ".join(f"{m:.0f}" for m in r["stage_rss_mb"].values())
+        stage_peaks = " / ".join(f"{m:.0f}" for m in r["stage_rss_mb"].values())
         rows.append(
             [
                 r["invoices"],
@@ -251,7 +251,7 @@ def main(scales: Sequence[int] = SCALES) -> bool:
                 r["dlt_floor_seconds"],
                 r["dlt_floor_seconds"] / r["bound_seconds"],
                 max(r["stage_rss_mb"].values()),
-                peaks,
+                stage_peaks,
             ]
         )
     common.print_table(

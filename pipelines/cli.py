@@ -1,14 +1,16 @@
-"""`docusign-billing`: run the pipeline, run the demo, query the DuckDB file.
+"""`docusign-billing`: run the pipeline, run the demo, report, query the DuckDB file.
 
 Exit codes: 0 success, 1 the run failed (API, response or load error), 2 configuration error,
-3 partial failure (some accounts failed, the others loaded), 130 interrupted. Failures print one
-line on stderr; nothing of a failed run is loaded.
+3 partial failure (some accounts failed, the others loaded), 4 nothing to report (`report` on a
+destination without data), 130 interrupted. Failures print one line on stderr; nothing of a
+failed run is loaded.
 """
 
 import argparse
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
@@ -16,14 +18,22 @@ from dlt.common.destination.exceptions import DestinationException, UnknownDesti
 from dlt.common.exceptions import DltException
 
 from pipelines.docusign_billing_pipeline import format_summary, load, make_pipeline, summarize
+from pipelines.events import FORMATS, Events
 from sources.docusign_billing import settings
+from sources.docusign_billing.dlt_internals import check_dlt
 from sources.docusign_billing.errors import ConfigError, DocuSignBillingError
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_NO_DATA = 4
+"""`report` found nothing to report: no load yet, or no run at or before `--as-of`."""
+
+
+_events = Events()
+"""Set from `--log-format` by `main()`."""
 
 
 def _progress(message: str) -> None:
-    print(f"docusign-billing: {message}", file=sys.stderr, flush=True)
+    _events.progress(message)
 
 
 def _causes(ex: BaseException) -> list[BaseException]:
@@ -93,6 +103,17 @@ def _load_and_report(args: argparse.Namespace, source_args: dict[str, Any]) -> i
     summary = summarize(pipeline)
     summary.seconds = time.monotonic() - started
     print(format_summary(summary, pipeline))
+    _events.accounts(pipeline)
+    _events.emit(
+        "load_done",
+        destination=pipeline.destination.destination_name,
+        dataset=pipeline.dataset_name,
+        accounts=summary.accounts,
+        failed_accounts=len(summary.failures),
+        invoices=summary.invoices,
+        items=summary.items,
+        seconds=round(summary.seconds, 3),
+    )
     if summary.failures:
         _progress(f"partial failure: {len(summary.failures)} accounts failed, the others loaded")
         return EXIT_PARTIAL
@@ -119,6 +140,22 @@ def _query(args: argparse.Namespace) -> None:
             print(connection.sql(args.sql).df().to_string(index=False))
     except duckdb.Error as ex:
         raise DocuSignBillingError(f"query failed: {str(ex).splitlines()[0]}") from None
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pipelines import report
+
+    pipeline = make_pipeline(args.destination, args.dataset, args.pipelines_dir, args.duckdb_file)
+    try:
+        data = report.read_views(pipeline, report.parse_as_of(args.as_of))
+    except report.NoDataError as ex:
+        _events.emit("error", str(ex), exit_code=EXIT_NO_DATA, message=str(ex))
+        return EXIT_NO_DATA
+    print(report.terminal_report(data))
+    if args.out:
+        for path in report.write_outputs(data, Path(args.out)):
+            _progress(f"wrote {path}")
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,19 +188,43 @@ def build_parser() -> argparse.ArgumentParser:
         "accounts", help="list the accounts the OAuth credentials can reach; loads nothing"
     )
 
+    report = commands.add_parser(
+        "report", help="print the past-due aging table; --out DIR adds CSVs, charts, report.html"
+    )
+    add_load_options(report)
+    report.add_argument("--out", help="directory for a CSV per view, PNG charts and report.html")
+    report.add_argument(
+        "--as-of", help="report the state at the last run at or before this UTC time (ISO 8601)"
+    )
+
     query = commands.add_parser("query", help="run SQL against the DuckDB file and print the rows")
     query.add_argument("sql")
     query.add_argument("--duckdb-file", default=settings.DUCKDB_FILE)
+    for command in commands.choices.values():  # every command, after its name
+        command.add_argument(
+            "--log-format", choices=FORMATS, default="text", help="json: one JSON object per event"
+        )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    global _events
+    _events = Events(args.log_format)
+    fields = ("destination", "dataset", "accounts")
+    _events.emit(
+        "run_start",
+        command=args.command,
+        **{f: getattr(args, f) for f in fields if getattr(args, f, None)},
+    )
+    check_dlt(say=lambda line: _events.emit("warning", line, message=line))
     try:
         if args.command == "query":
             _query(args)
         elif args.command == "accounts":
             _accounts()
+        elif args.command == "report":
+            return _report(args)
         elif args.command == "demo":
             from sources.docusign_billing.sandbox import Sandbox
 
@@ -172,11 +233,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             return _load_and_report(args, _configured_source_args(args))
     except KeyboardInterrupt:
-        print("docusign-billing: interrupted", file=sys.stderr)
+        _events.emit("error", "interrupted", exit_code=EXIT_INTERRUPTED, message="interrupted")
         return EXIT_INTERRUPTED
     except (DocuSignBillingError, DltException, OSError) as ex:
         code, message = explain(ex)
-        print(f"docusign-billing: {message}", file=sys.stderr)
+        _events.emit("error", message, exit_code=code, message=message)
         return code
     return EXIT_OK
 

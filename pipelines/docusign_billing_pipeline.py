@@ -9,7 +9,7 @@ import gc
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -18,15 +18,18 @@ from typing import Any
 import dlt
 import pyarrow as pa
 from dlt.common.pipeline import LoadInfo
-from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+from sources.docusign_billing.dlt_internals import DuckDbCredentials  # noqa: E402
 
 if __package__ in (None, ""):  # run as a script from a clone
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipelines.recovery import recover  # noqa: E402
-from pipelines.run_lock import run_lock  # noqa: E402
+from pipelines.filesystem import rows_stamped_with_their_run  # noqa: E402
+from pipelines.views import invoices_relation, refresh_views  # noqa: E402
 from sources.docusign_billing import docusign_billing, settings  # noqa: E402
 from sources.docusign_billing.errors import ConfigError  # noqa: E402
+from sources.docusign_billing.recovery import recover  # noqa: E402
+from sources.docusign_billing.run_lock import run_lock  # noqa: E402
 
 Progress = Callable[[str], None]
 
@@ -45,12 +48,12 @@ class Summary:
 
 
 def make_pipeline(
-    destination: str | None = None,
+    destination: Any = None,
     dataset_name: str = settings.DATASET_NAME,
     pipelines_dir: str | None = None,
     duckdb_file: str = settings.DUCKDB_FILE,
 ) -> dlt.Pipeline:
-    """DuckDB file in the working directory unless another dlt destination is named."""
+    """DuckDB file in the working directory unless another dlt destination (name or factory) is given."""
     if destination in (None, "duckdb"):
         if os.path.splitext(os.path.basename(duckdb_file))[0] == dataset_name:
             # DuckDB cannot tell catalog from schema then and dlt's merge SQL fails to bind
@@ -64,7 +67,7 @@ def make_pipeline(
         pipeline_name=settings.PIPELINE_NAME,
         destination=target,
         dataset_name=dataset_name,
-        pipelines_dir=pipelines_dir,
+        pipelines_dir=pipelines_dir,  # type: ignore[arg-type]  # dlt: `str = None`, None = its default
     )
 
 
@@ -124,7 +127,7 @@ def load(
             pipeline.normalize()
             pipeline.load()
         progress("extracting past-due invoices")
-        with cyclic_gc_paused():
+        with cyclic_gc_paused(), rows_stamped_with_their_run(pipeline):  # pipelines/filesystem.py
             pipeline.extract(source)
         release_freed_memory()
         progress(f"normalizing ({time.monotonic() - started:.1f} s)")
@@ -132,18 +135,24 @@ def load(
         progress(
             f"loading into {pipeline.destination.destination_name} ({time.monotonic() - started:.1f} s)"
         )
-        return pipeline.load()
+        info = pipeline.load()
+        refresh_views(pipeline)  # reporting views follow the tables (pipelines/views.py)
+        return info
 
 
 def summarize(pipeline: dlt.Pipeline) -> Summary:
     """Counts from the destination itself: what landed, not what was sent."""
     summary = Summary()
     with pipeline.sql_client() as client:
+
+        def rows(sql: str) -> Sequence[Sequence[Any]]:
+            return client.execute_sql(sql) or []  # None only for statements without rows
+
         snapshots = client.make_qualified_table_name(settings.SNAPSHOTS_TABLE)
-        invoices = client.make_qualified_table_name(settings.INVOICES_TABLE)
+        invoices = invoices_relation(pipeline, client)  # filesystem: rebuilt from the runs
         items = client.make_qualified_table_name(settings.ITEMS_TABLE)
         latest = f"SELECT * FROM {snapshots} WHERE snapshot_at = (SELECT max(snapshot_at) FROM {snapshots})"
-        for currency, accounts, total in client.execute_sql(
+        for currency, accounts, total in rows(
             f"SELECT currency_code, count(*), sum(past_due_balance) FROM ({latest}) s GROUP BY 1 ORDER BY 1"
         ):
             summary.accounts += accounts
@@ -152,15 +161,15 @@ def summarize(pipeline: dlt.Pipeline) -> Summary:
             f"SELECT _dlt_id FROM {invoices} WHERE _dlt_valid_to IS NULL"
             f" AND account_id IN (SELECT account_id FROM ({latest}) s)"
         )
-        summary.invoices = client.execute_sql(f"SELECT count(*) FROM ({current}) c")[0][0]
-        summary.items = client.execute_sql(
-            f"SELECT count(*) FROM {items} WHERE _dlt_parent_id IN ({current})"
-        )[0][0]
+        summary.invoices = rows(f"SELECT count(*) FROM ({current}) c")[0][0]
+        summary.items = rows(f"SELECT count(*) FROM {items} WHERE _dlt_parent_id IN ({current})")[
+            0
+        ][0]
         if settings.ERRORS_TABLE in pipeline.default_schema.data_table_names():
             errors = client.make_qualified_table_name(settings.ERRORS_TABLE)
             summary.failures = [
                 message
-                for (message,) in client.execute_sql(
+                for (message,) in rows(
                     f"SELECT message FROM {errors} WHERE snapshot_at = (SELECT max(snapshot_at) FROM {snapshots})"
                     " ORDER BY account_id"
                 )
