@@ -233,7 +233,7 @@ def check_counts(duckdb_file: Path, expected: dict[str, int]) -> None:
             ).fetchall()
         }
         counts = {
-            key: db.execute(f"SELECT count(*) FROM billing.{key}").fetchone()[0]
+            key: (db.execute(f"SELECT count(*) FROM billing.{key}").fetchone() or (0,))[0]
             if key.split()[0] in existing
             else 0
             for key in expected

@@ -88,7 +88,7 @@ def rescanning() -> Iterator[None]:
 
     from sources.docusign_billing import settings
 
-    def every_item_read(pipeline):  # type: ignore[no-untyped-def]
+    def every_item_read(pipeline):
         if pipeline is None:
             return None
         chunks = []

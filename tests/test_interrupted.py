@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import dlt
+import duckdb
 import pytest
 from dlt.common.schema import Schema
 from dlt.common.schema.typing import TWriteDisposition
@@ -184,6 +185,11 @@ KILL_POINTS = [
 ]
 
 
+def _dataset_rows(tmp_path: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(tmp_path / "invoices.duckdb"), read_only=True) as connection:
+        return connection.sql(sql).fetchall()
+
+
 def _assert_kill_hit_its_window(tmp_path: Path, point: str) -> None:
     """The state each kill point exists to produce (the ones `sources/docusign_billing/recovery.py` repairs).
 
@@ -225,13 +231,14 @@ def _assert_kill_hit_its_window(tmp_path: Path, point: str) -> None:
         )
     elif point in ("load-merge", "load-complete"):
         (pending,) = [p.name for p in (working / "load" / "normalized").iterdir()]
-        loads = Runner(None, tmp_path).rows(
-            f"SELECT count(*) FROM billing._dlt_loads WHERE load_id = '{pending}'"
+        loads = _dataset_rows(
+            tmp_path, f"SELECT count(*) FROM billing._dlt_loads WHERE load_id = '{pending}'"
         )
         assert loads == [(1 if point == "load-complete" else 0,)], loads
-        merged = Runner(None, tmp_path).rows(
+        merged = _dataset_rows(
+            tmp_path,
             "SELECT count(*) FROM billing.past_due_invoices"
-            " WHERE balance = 1000.01 AND _dlt_valid_to IS NULL"
+            " WHERE balance = 1000.01 AND _dlt_valid_to IS NULL",
         )
         assert merged == [(1,)], "the kill came before the SCD2 merge committed"
 
