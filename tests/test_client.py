@@ -60,6 +60,16 @@ def test_requests_in_flight_count_against_the_remaining_budget():
     assert done.wait(ADMITTED) and result == [True]
 
 
+def test_a_released_request_no_longer_counts():
+    """Killed mutant: `release` setting the count to 1 instead of taking one off."""
+    gate = RateLimitGate()
+    gate.observe(_response(remaining=1, reset=time.time() + 60, limit=3))
+    assert gate.acquire()
+    gate.release()
+    done, _ = _acquire_in_thread(gate)
+    assert done.wait(ADMITTED)
+
+
 def test_answers_of_one_window_keep_the_lowest_remaining():
     gate = RateLimitGate()
     reset = time.time() + 60
