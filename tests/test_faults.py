@@ -73,6 +73,16 @@ def _assert_loaded_exactly(runner, sandbox, runs=1):
     assert_consistent(runner)
 
 
+def _console_run(runner, cli_env, tmp_path, **settings):
+    """`docusign-billing run` on the runner's folders, with source settings as environment variables."""
+    env = {f"SOURCES__DOCUSIGN_BILLING__{name}": str(value) for name, value in settings.items()}
+    return cli(
+        *("run", "--pipelines-dir", runner.pipelines_dir, "--duckdb-file", runner.duckdb_file),
+        env=cli_env(runner.sandbox, **env),
+        cwd=tmp_path,
+    )
+
+
 def _statuses(sandbox, account_id):
     return [r["status"] for r in sandbox.requests if r["account_id"] == account_id]
 
@@ -217,20 +227,14 @@ def test_retries_run_out_on_one_account_keeps_its_history_and_loads_the_others(
     sandbox.set_balance(flaky, sandbox.response(flaky)["billingInvoices"][0]["invoiceId"], "1.00")
     sandbox.set_balance(other, sandbox.response(other)["billingInvoices"][0]["invoiceId"], "2.00")
     sandbox.inject(fault, times=3, account_id=flaky, **options)
-    result = cli(
-        "run",
-        "--pipelines-dir",
-        runner.pipelines_dir,
-        "--duckdb-file",
-        runner.duckdb_file,
-        env=cli_env(
-            sandbox,
-            SOURCES__DOCUSIGN_BILLING__MAX_ATTEMPTS="3",
-            SOURCES__DOCUSIGN_BILLING__BACKOFF_FACTOR="0.02",
-            SOURCES__DOCUSIGN_BILLING__MAX_RETRY_DELAY="0.2",
-            SOURCES__DOCUSIGN_BILLING__REQUEST_TIMEOUT="0.4",
-        ),
-        cwd=tmp_path,
+    result = _console_run(
+        runner,
+        cli_env,
+        tmp_path,
+        MAX_ATTEMPTS=3,
+        BACKOFF_FACTOR=0.02,
+        MAX_RETRY_DELAY=0.2,
+        REQUEST_TIMEOUT=0.4,
     )
     assert result.returncode == EXIT_PARTIAL, result.stderr
     assert f"account {flaky}" in result.stdout and "partial failure" in result.stderr
@@ -254,19 +258,7 @@ def test_console_script_exits_1_and_changes_nothing_when_retries_run_out(
     runner.run()
     before = runner.snapshot()
     sandbox.inject("502", times=20)
-    result = cli(
-        "run",
-        "--pipelines-dir",
-        runner.pipelines_dir,
-        "--duckdb-file",
-        runner.duckdb_file,
-        env=cli_env(
-            sandbox,
-            SOURCES__DOCUSIGN_BILLING__MAX_ATTEMPTS="2",
-            SOURCES__DOCUSIGN_BILLING__MAX_RETRY_DELAY="0.1",
-        ),
-        cwd=tmp_path,
-    )
+    result = _console_run(runner, cli_env, tmp_path, MAX_ATTEMPTS=2, MAX_RETRY_DELAY=0.1)
     assert result.returncode == EXIT_FAILED, result.stderr
     last = result.stderr.strip().splitlines()[-1]
     # accounts are fetched concurrently: any of them may be the one reported
