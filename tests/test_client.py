@@ -60,14 +60,21 @@ def test_requests_in_flight_count_against_the_remaining_budget():
     assert done.wait(ADMITTED) and result == [True]
 
 
-def test_a_released_request_no_longer_counts():
-    """Killed mutant: `release` setting the count to 1 instead of taking one off."""
+def test_a_released_request_counts_exactly_once():
+    """Killed mutants: `release` setting the count to 1, or taking two off."""
     gate = RateLimitGate()
     gate.observe(_response(remaining=1, reset=time.time() + 60, limit=3))
     assert gate.acquire()
     gate.release()
     done, _ = _acquire_in_thread(gate)
-    assert done.wait(ADMITTED)
+    assert done.wait(ADMITTED)  # nothing in flight any more: the one remaining slot is free
+    gate = RateLimitGate()
+    gate.observe(_response(remaining=2, reset=time.time() + 60, limit=3))
+    assert gate.acquire() and gate.acquire()
+    gate.release()
+    assert gate.acquire()  # one in flight + this one: the budget of 2 is spent
+    done, _ = _acquire_in_thread(gate)
+    assert not done.wait(BLOCKED)
 
 
 def test_answers_of_one_window_keep_the_lowest_remaining():
