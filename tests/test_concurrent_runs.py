@@ -28,6 +28,7 @@ def _pipeline(runner):
 
 
 def test_run_while_lock_is_held_fails_fast_and_changes_nothing(runner):
+    """Removed to see it fail: the `flock` in `run_lock` (the second run then proceeds)."""
     runner.run()
     before = runner.snapshot()
     pipeline = _pipeline(runner)
