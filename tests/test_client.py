@@ -133,6 +133,7 @@ def test_headers_that_are_not_numbers_are_ignored():
     gate = RateLimitGate()
     gate.observe(_response(remaining="many", reset=time.time() + 60))
     gate.observe(_response(remaining=0, reset="soon"))
+    gate.observe(_response(reset=time.time() + 60))  # a reset without Remaining: no window known
     assert gate.acquire() and gate.acquire()
 
 
