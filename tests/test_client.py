@@ -87,6 +87,12 @@ def test_answers_of_one_window_keep_the_lowest_remaining():
     assert not done.wait(BLOCKED)
     gate.observe(_response(remaining=3, reset=reset + 1, limit=5))  # a newer window
     assert done.wait(ADMITTED)
+    later = RateLimitGate()
+    later.observe(_response(remaining=4, reset=reset, limit=5))
+    later.observe(_response(remaining=1, reset=reset, limit=5))  # a later answer, lower
+    assert later.acquire()
+    done, _ = _acquire_in_thread(later)
+    assert not done.wait(BLOCKED)
 
 
 def test_the_next_window_opens_with_the_full_limit():
