@@ -57,7 +57,7 @@ def test_source_created_before_its_pipeline_refuses_to_extract(runner, sandbox):
     with pytest.raises(Exception) as error:
         pipeline.run(source)
     message = str(error.value)
-    assert "created before pipeline docusign_billing was active" in message, message
+    assert "created while pipeline docusign_billing was not the active pipeline" in message
     assert (
         runner.rows("SELECT 1 FROM information_schema.tables WHERE table_schema = 'billing'") == []
     )
