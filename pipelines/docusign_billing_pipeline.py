@@ -24,6 +24,8 @@ from sources.docusign_billing.dlt_internals import DuckDbCredentials  # noqa: E4
 if __package__ in (None, ""):  # run as a script from a clone
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from pipelines.filesystem import rows_stamped_with_their_run  # noqa: E402
+from pipelines.views import invoices_relation, refresh_views  # noqa: E402
 from sources.docusign_billing import docusign_billing, settings  # noqa: E402
 from sources.docusign_billing.errors import ConfigError  # noqa: E402
 from sources.docusign_billing.recovery import recover  # noqa: E402
@@ -125,7 +127,7 @@ def load(
             pipeline.normalize()
             pipeline.load()
         progress("extracting past-due invoices")
-        with cyclic_gc_paused():
+        with cyclic_gc_paused(), rows_stamped_with_their_run(pipeline):  # pipelines/filesystem.py
             pipeline.extract(source)
         release_freed_memory()
         progress(f"normalizing ({time.monotonic() - started:.1f} s)")
@@ -133,7 +135,9 @@ def load(
         progress(
             f"loading into {pipeline.destination.destination_name} ({time.monotonic() - started:.1f} s)"
         )
-        return pipeline.load()
+        info = pipeline.load()
+        refresh_views(pipeline)  # reporting views follow the tables (pipelines/views.py)
+        return info
 
 
 def summarize(pipeline: dlt.Pipeline) -> Summary:
@@ -145,7 +149,7 @@ def summarize(pipeline: dlt.Pipeline) -> Summary:
             return client.execute_sql(sql) or []  # None only for statements without rows
 
         snapshots = client.make_qualified_table_name(settings.SNAPSHOTS_TABLE)
-        invoices = client.make_qualified_table_name(settings.INVOICES_TABLE)
+        invoices = invoices_relation(pipeline, client)  # filesystem: rebuilt from the runs
         items = client.make_qualified_table_name(settings.ITEMS_TABLE)
         latest = f"SELECT * FROM {snapshots} WHERE snapshot_at = (SELECT max(snapshot_at) FROM {snapshots})"
         for currency, accounts, total in rows(
