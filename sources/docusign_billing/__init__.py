@@ -70,7 +70,34 @@ def docusign_billing(
     """Past-due invoices of `account_ids`, or of the `accounts` ("all"/"default") OAuth discovers.
 
     One API call per account, parsed once for all tables. A failing account is recorded in
-    `account_errors` and leaves its history untouched; the other accounts load.
+    `account_errors` and leaves its history untouched; the other accounts load. Create the dlt
+    pipeline first and this source after it: the source repairs what an interrupted run left in
+    that pipeline's folder before `pipeline.run` resumes it (README, "Use from Python").
+
+    Args:
+        account_ids: DocuSign account GUIDs: a list, or one string of comma/space separated ids
+            or a JSON list. None: the accounts the OAuth credentials reach (see `accounts`).
+        credentials: How to authenticate (`auth` = "jwt", "refresh_token", "token" or
+            "legacy" and that method's fields); from `sources.docusign_billing.credentials`.
+        base_url: REST base for every account, e.g. "https://demo.docusign.net/restapi".
+            None: each OAuth account on its own host, legacy auth on the demo host.
+        accounts: Without `account_ids`: "all" the accounts the user can reach, or the
+            user's "default" account only (OAuth auth methods).
+        max_workers: Accounts fetched at once.
+        request_timeout: Seconds before a hung request is retried.
+        max_attempts: Tries per request on 429, 5xx, timeouts and connection errors.
+        backoff_factor: Base of the exponential wait between tries, in seconds.
+        max_retry_delay: Cap of any single wait, `Retry-After` and rate-limit resets included.
+
+    Returns:
+        The resources `past_due_invoices`, `past_due_invoices__invoice_items`,
+        `past_due_snapshots` and `account_errors` (transformers of one fetch per account).
+
+    Raises:
+        ConfigError: Invalid account ids, credentials or base URL.
+        RunInProgressError: Another run holds the active pipeline's folder.
+        UnrepairedPackageError: The active pipeline holds an interrupted run's package that the
+            installed dlt version cannot be trusted to resume.
     """
     ids = normalize_account_ids(account_ids)
     check_selection(ids, accounts, credentials)
