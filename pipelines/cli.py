@@ -18,6 +18,7 @@ from dlt.common.exceptions import DltException
 from pipelines.docusign_billing_pipeline import format_summary, load, make_pipeline, summarize
 from sources.docusign_billing import settings
 from sources.docusign_billing.errors import ConfigError, DocuSignBillingError
+from sources.docusign_billing.resources import RESOURCES
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -69,6 +70,8 @@ def _configured_source_args(args: argparse.Namespace) -> dict[str, Any]:
         source_args["account_ids"] = args.accounts
     if args.base_url:
         source_args["base_url"] = args.base_url
+    if args.resources:
+        source_args["resources"] = args.resources
     return source_args
 
 
@@ -140,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--accounts", help="account ids, comma separated (overrides the config)")
     run.add_argument(
         "--base-url", help="e.g. https://demo.docusign.net/restapi (overrides the config)"
+    )
+    run.add_argument(
+        "--resources",
+        help="resources to load, comma separated: " + ", ".join(RESOURCES) + " (default: all)",
     )
 
     demo = commands.add_parser("demo", help="load synthetic accounts from the bundled sandbox API")

@@ -4,7 +4,6 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from dlt.sources.helpers.requests import Client
 from requests import RequestException, Response
@@ -13,6 +12,7 @@ from requests.auth import AuthBase
 from . import settings
 from .errors import ApiError, AuthError
 from .oauth import CachedTokenAuth
+from .shapes import RawBody
 from .urls import http_url
 
 AUTH_ERROR_CODES = frozenset(
@@ -122,14 +122,6 @@ class RateLimitGate:
         return response
 
 
-@dataclass
-class RawBody:
-    """A successful response's body as received: decoded where it is parsed, off the HTTP path."""
-
-    content: bytes
-    content_type: str
-
-
 class DocuSignClient:
     """Reads the billing endpoints of one DocuSign host for any account on it."""
 
@@ -156,12 +148,10 @@ class DocuSignClient:
             },
         )
 
-    def past_due_invoices(self, account_id: str) -> RawBody:
-        """The account's `billing_invoices_past_due` body, undecoded (`bodies.py` reads a batch of them)."""
-        path = settings.PAST_DUE_PATH.format(account_id=quote(account_id, safe=""))
-        return self._get(path, account_id)
-
-    def _get(self, path: str, account_id: str) -> RawBody:
+    def get(self, path: str, account_id: str) -> RawBody:
+        """The body at `path` (under the REST root, with its query; or a full URL such as a
+        `nextUri`), undecoded (`bodies.py` reads a batch of them)."""
+        url = path if path.startswith(("http://", "https://")) else self.base_url + path
         if not self._gate.acquire():
             raise ApiError(
                 f"account {account_id}: DocuSign's API rate limit window (X-RateLimit-Reset) frees"
@@ -171,10 +161,10 @@ class DocuSignClient:
                 "HOURLY_APIINVOCATION_LIMIT_EXCEEDED",
             )
         try:
-            response = self._http.get(self.base_url + path)
+            response = self._http.get(url)
             if response.status_code == 401 and isinstance(self._auth, CachedTokenAuth):
                 self._auth.invalidate(response.request)
-                response = self._http.get(self.base_url + path)  # once, with a renewed token
+                response = self._http.get(url)  # once, with a renewed token
         except RequestException as ex:
             raise ApiError(
                 f"account {account_id}: DocuSign at {self.base_url} could not be reached"
