@@ -101,7 +101,7 @@ def measure(invoices: int, directory: Path, duckdb_memory_limit: str = "") -> di
     bodies = BodyFile(directory / "bodies.jsonl", invoices)
     stages = common.Stages(track_rss=True)
     with mock.patch.object(
-        DocuSignClient, "get", lambda _self, _path, account_id: bodies.body(account_id)
+        DocuSignClient, "get", lambda _self, _uri, account_id, _params=None: bodies.body(account_id)
     ):
         seconds = common.run_pipeline(
             directory,

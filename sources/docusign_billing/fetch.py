@@ -1,7 +1,7 @@
 """Fetching many accounts at once: bounded requests, one rate-limit gate, per-account failures.
 
-One `FetchSession` per run is shared by every resource: its gate and its limit of `max_workers`
-requests at a time hold for all of them together.
+One `FetchSession` per run is shared by every resource: its gate, its clients and its limit of
+`max_workers` requests at a time hold for all of them together.
 """
 
 import threading
@@ -10,19 +10,15 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import islice
-from urllib.parse import quote, urlencode
 
 from requests.auth import AuthBase
 
 from .accounts import AccountTarget
-from .client import DocuSignClient, HttpSettings, RateLimitGate
-from .errors import ApiError, AuthError, ResponseError
+from .client import DocuSignClient, HttpSettings, RateLimitGate, account_path
+from .errors import ApiError, AuthError
 from .resources import Resource
 from .shapes import AccountResponse, RawBody
 from .windows import Window
-
-MAX_PAGES = 10_000
-"""Pages followed per window before the `nextUri` chain counts as broken (a loop)."""
 
 
 @dataclass
@@ -60,32 +56,28 @@ class FetchSession:
     def __post_init__(self) -> None:
         self.slots = threading.BoundedSemaphore(max(1, self.max_workers))
 
-    def get(self, base_url: str, path: str, account_id: str) -> RawBody:
+    def _client(self, base_url: str) -> DocuSignClient:
         with self._lock:
             if base_url not in self._clients:
                 self._clients[base_url] = DocuSignClient(base_url, self.auth, self.http, self.gate)
-            client = self._clients[base_url]
+            return self._clients[base_url]
+
+    def get(self, base_url: str, path: str, account_id: str, params: dict[str, str]) -> RawBody:
+        """One response, in one of the run's request slots."""
         with self.slots:
-            return client.get(path, account_id)
+            return self._client(base_url).get(path, account_id, params or None)
 
-
-def _path(resource: Resource, account_id: str, params: list[tuple[str, str]]) -> str:
-    path = resource.path.format(account_id=quote(account_id, safe=""))
-    query = [*resource.params, *params]
-    return f"{path}?{urlencode(query)}" if query else path
-
-
-def _next_uri(response: AccountResponse, base_url: str) -> str | None:
-    """The body's `nextUri` as a path under the REST root or a full URL; None on the last page."""
-    link = response.json_body().get("nextUri")
-    if not isinstance(link, str) or not link.strip():
-        return None
-    link = link.strip()
-    if link.startswith(("http://", "https://")):
-        return link
-    if link.startswith("/restapi/") and base_url.endswith("/restapi"):
-        link = link[len("/restapi") :]
-    return base_url + ("" if link.startswith("/") else "/") + link
+    def pages(
+        self, base_url: str, path: str, account_id: str, params: dict[str, str]
+    ) -> Iterator[RawBody]:
+        """Every page of a list (`nextUri`), each request in one of the run's request slots."""
+        chain = self._client(base_url).pages(path, account_id, params)
+        while True:
+            with self.slots:
+                page = next(chain, None)
+            if page is None:
+                return
+            yield page
 
 
 def fetch_accounts(
@@ -107,39 +99,32 @@ def fetch_accounts(
             return AccountFailure(
                 target, ApiError(message, target.account_id, code="ACCOUNT_NOT_VISIBLE")
             )
+        path = account_path(resource.path, target.account_id)
+        params = dict(resource.params)
         try:
             if windows_of is None:
-                raw = session.get(
-                    target.base_url, _path(resource, target.account_id, []), target.account_id
-                )
+                raw = session.get(target.base_url, path, target.account_id, params)
                 return AccountResponse(target.account_id, account_name=target.account_name, raw=raw)
-            return _pages(target, windows_of(target.account_id))
+            windows = windows_of(target.account_id)
+            pages = [
+                AccountResponse(target.account_id, account_name=target.account_name, raw=raw)
+                for window in windows
+                for raw in session.pages(
+                    target.base_url,
+                    path,
+                    target.account_id,
+                    {
+                        **params,
+                        "from_date": window.from_date.isoformat(),
+                        "to_date": window.to_date.isoformat(),
+                    },
+                )
+            ]
+            return AccountPages(target.account_id, pages, windows[-1].to_date if windows else None)
         except AuthError:
             raise
         except ApiError as ex:
             return AccountFailure(target, ex)
-
-    def _pages(target: AccountTarget, windows: list[Window]) -> AccountPages:
-        assert target.base_url is not None
-        responses = []
-        for window in windows:
-            params = [
-                ("from_date", window.from_date.isoformat()),
-                ("to_date", window.to_date.isoformat()),
-            ]
-            link: str | None = _path(resource, target.account_id, params)
-            seen = set()
-            while link is not None:
-                if link in seen or len(seen) >= MAX_PAGES:
-                    raise ResponseError(
-                        f"account {target.account_id}, {resource.name}: nextUri {link!r} repeats"
-                    )
-                seen.add(link)
-                raw = session.get(target.base_url, link, target.account_id)
-                page = AccountResponse(target.account_id, account_name=target.account_name, raw=raw)
-                responses.append(page)
-                link = _next_uri(page, target.base_url)
-        return AccountPages(target.account_id, responses, windows[-1].to_date if windows else None)
 
     workers = max(1, session.max_workers)
     waiting = iter(targets)

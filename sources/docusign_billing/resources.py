@@ -163,7 +163,11 @@ INVOICES = Resource(
     items=Level(
         "billing_invoices__invoice_items",
         "item",
-        _ITEM_FIELDS,
+        (
+            *_ITEM_FIELDS,
+            Field("taxAmount", parse_decimal, "tax on the line"),
+            Field("taxExemptAmount", parse_decimal, "tax-exempt part of the line"),
+        ),
         list_field="invoiceItems",
         key="invoiceItemId",
         meaning="line items of an invoice's latest state",
@@ -263,6 +267,8 @@ CHARGES = Resource(
             Field("chargeUnitOfMeasure", parse_text, "unit the charge counts"),
             Field("includedQuantity", parse_decimal, "units included in the plan"),
             Field("usedQuantity", parse_decimal, "units used so far"),
+            Field("allowedQuantity", parse_text, "most units allowed (a number or unlimited)"),
+            Field("incrementalQuantity", parse_text, "reserved by DocuSign"),
             Field("unitPrice", parse_decimal, "base unit price"),
             Field("blocked", parse_bool, "whether the charge is blocked for the account"),
             Field("firstEffectiveDate", parse_timestamp, "start of the charge's validity"),
