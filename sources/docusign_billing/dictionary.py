@@ -76,13 +76,13 @@ def resource_tables(resource: Resource) -> list[Table]:
         if resource.history == "scd2"
         else []
     )
-    load_id = _text("_dlt_load_id", "the load that wrote the row")
+    load_id = _text("_dlt_load_id", "the load that first wrote the item")
     tables.append(
         Table(
             records.table or "",
             _WRITE[resource.history],
             records.meaning,
-            (*lead, *_fields(records, lead), version, load_id, *history),
+            (*lead, *_fields(records, lead), version, *history),
         )
     )
     if items is not None and items.table:
@@ -117,7 +117,7 @@ def resource_tables(resource: Resource) -> list[Table]:
                 body.table,
                 "merge on account and `snapshot_at`: one row per run",
                 body.meaning,
-                (*body_lead, *_fields(body, body_lead), *count, load_id),
+                (*body_lead, *_fields(body, body_lead), *count),
             )
         )
     return tables
@@ -135,7 +135,6 @@ ERRORS = Table(
         _text("error_code", "DocuSign's `errorCode`"),
         _text("message", "the error as the run reported it"),
         _text("resource", "the resource whose call failed (NULL in rows before resources)"),
-        _text("_dlt_load_id", "the load that wrote the row"),
     ),
 )
 
