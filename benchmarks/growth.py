@@ -60,7 +60,10 @@ def schedule(runs: int, accounts: int) -> list[list[float]]:
         for day in range(1, runs + 1):
             stages = common.Stages()
             seconds = common.run_pipeline(
-                directory, stages, **common.token_source_args(sandbox.base_url, sandbox.account_ids)
+                directory,
+                stages,
+                **common.token_source_args(sandbox.base_url, sandbox.account_ids),
+                resources="past_due",
             )
             with duckdb.connect(str(directory / "bench.duckdb"), read_only=True) as db:
                 versions, current = db.execute(

@@ -107,6 +107,7 @@ def measure(invoices: int, directory: Path, duckdb_memory_limit: str = "") -> di
             directory,
             stages,
             **common.token_source_args("http://bench.invalid/restapi", list(bodies.index)),
+            resources="past_due",
         )
 
     tables = (settings.INVOICES_TABLE, settings.ITEMS_TABLE, settings.SNAPSHOTS_TABLE)

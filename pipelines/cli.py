@@ -97,7 +97,7 @@ def _load_and_report(args: argparse.Namespace, source_args: dict[str, Any]) -> i
     summary.seconds = time.monotonic() - started
     print(format_summary(summary, pipeline))
     if summary.failures:
-        _progress(f"partial failure: {len(summary.failures)} accounts failed, the others loaded")
+        _progress(f"partial failure: {summary.failed_accounts} accounts failed, the others loaded")
         return EXIT_PARTIAL
     return EXIT_OK
 
