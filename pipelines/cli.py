@@ -16,15 +16,21 @@ from dlt.common.destination.exceptions import DestinationException, UnknownDesti
 from dlt.common.exceptions import DltException
 
 from pipelines.docusign_billing_pipeline import format_summary, load, make_pipeline, summarize
+from pipelines.events import FORMATS, Events
 from sources.docusign_billing import settings
+from sources.docusign_billing.dlt_internals import check_dlt
 from sources.docusign_billing.errors import ConfigError, DocuSignBillingError
 from sources.docusign_billing.resources import RESOURCES
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
+_events = Events()
+"""Set from `--log-format` by `main()`."""
+
+
 def _progress(message: str) -> None:
-    print(f"docusign-billing: {message}", file=sys.stderr, flush=True)
+    _events.progress(message)
 
 
 def _causes(ex: BaseException) -> list[BaseException]:
@@ -96,6 +102,17 @@ def _load_and_report(args: argparse.Namespace, source_args: dict[str, Any]) -> i
     summary = summarize(pipeline)
     summary.seconds = time.monotonic() - started
     print(format_summary(summary, pipeline))
+    _events.accounts(pipeline)
+    _events.emit(
+        "load_done",
+        destination=pipeline.destination.destination_name,
+        dataset=pipeline.dataset_name,
+        accounts=summary.accounts,
+        failed_accounts=len(summary.failures),
+        invoices=summary.invoices,
+        items=summary.items,
+        seconds=round(summary.seconds, 3),
+    )
     if summary.failures:
         _progress(f"partial failure: {summary.failed_accounts} accounts failed, the others loaded")
         return EXIT_PARTIAL
@@ -161,11 +178,24 @@ def build_parser() -> argparse.ArgumentParser:
     query = commands.add_parser("query", help="run SQL against the DuckDB file and print the rows")
     query.add_argument("sql")
     query.add_argument("--duckdb-file", default=settings.DUCKDB_FILE)
+    for command in commands.choices.values():  # every command, after its name
+        command.add_argument(
+            "--log-format", choices=FORMATS, default="text", help="json: one JSON object per event"
+        )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    global _events
+    _events = Events(args.log_format)
+    fields = ("destination", "dataset", "accounts")
+    _events.emit(
+        "run_start",
+        command=args.command,
+        **{f: getattr(args, f) for f in fields if getattr(args, f, None)},
+    )
+    check_dlt(say=lambda line: _events.emit("warning", line, message=line))
     try:
         if args.command == "query":
             _query(args)
@@ -179,11 +209,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             return _load_and_report(args, _configured_source_args(args))
     except KeyboardInterrupt:
-        print("docusign-billing: interrupted", file=sys.stderr)
+        _events.emit("error", "interrupted", exit_code=EXIT_INTERRUPTED, message="interrupted")
         return EXIT_INTERRUPTED
     except (DocuSignBillingError, DltException, OSError) as ex:
         code, message = explain(ex)
-        print(f"docusign-billing: {message}", file=sys.stderr)
+        _events.emit("error", message, exit_code=code, message=message)
         return code
     return EXIT_OK
 

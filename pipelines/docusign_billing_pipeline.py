@@ -9,7 +9,7 @@ import gc
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -18,15 +18,16 @@ from typing import Any
 import dlt
 import pyarrow as pa
 from dlt.common.pipeline import LoadInfo
-from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+from sources.docusign_billing.dlt_internals import DuckDbCredentials  # noqa: E402
 
 if __package__ in (None, ""):  # run as a script from a clone
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipelines.recovery import recover  # noqa: E402
-from pipelines.run_lock import run_lock  # noqa: E402
 from sources.docusign_billing import docusign_billing, settings  # noqa: E402
 from sources.docusign_billing.errors import ConfigError  # noqa: E402
+from sources.docusign_billing.recovery import recover  # noqa: E402
+from sources.docusign_billing.run_lock import run_lock  # noqa: E402
 
 Progress = Callable[[str], None]
 
@@ -48,12 +49,12 @@ class Summary:
 
 
 def make_pipeline(
-    destination: str | None = None,
+    destination: Any = None,
     dataset_name: str = settings.DATASET_NAME,
     pipelines_dir: str | None = None,
     duckdb_file: str = settings.DUCKDB_FILE,
 ) -> dlt.Pipeline:
-    """DuckDB file in the working directory unless another dlt destination is named."""
+    """DuckDB file in the working directory unless another dlt destination (name or factory) is given."""
     if destination in (None, "duckdb"):
         if os.path.splitext(os.path.basename(duckdb_file))[0] == dataset_name:
             # DuckDB cannot tell catalog from schema then and dlt's merge SQL fails to bind
@@ -67,7 +68,7 @@ def make_pipeline(
         pipeline_name=settings.PIPELINE_NAME,
         destination=target,
         dataset_name=dataset_name,
-        pipelines_dir=pipelines_dir,
+        pipelines_dir=pipelines_dir,  # type: ignore[arg-type]  # dlt: `str = None`, None = its default
     )
 
 
@@ -153,14 +154,15 @@ def summarize(pipeline: dlt.Pipeline) -> Summary:
         for name, current in LATEST_ROWS.items():
             if name in tables:
                 table = client.make_qualified_table_name(name)
-                summary.rows[name] = client.execute_sql(
-                    f"SELECT count(*) FROM {table} WHERE {current.format(table=table)}"
+                summary.rows[name] = _rows(
+                    client, f"SELECT count(*) FROM {table} WHERE {current.format(table=table)}"
                 )[0][0]
         if settings.ERRORS_TABLE in tables:
-            failed = client.execute_sql(
+            failed = _rows(
+                client,
                 "SELECT account_id, message, string_agg(resource, ', ' ORDER BY resource)"
                 f" FROM {errors} WHERE snapshot_at = ({latest_run})"
-                " GROUP BY account_id, message ORDER BY account_id, message"
+                " GROUP BY account_id, message ORDER BY account_id, message",
             )
             summary.failures = [f"{m} [{r}]" if r else m for _, m, r in failed]
             summary.failed_accounts = len({account for account, _, _ in failed})
@@ -177,6 +179,10 @@ LATEST_ROWS = {
 current plans, the latest run's charges."""
 
 
+def _rows(client: Any, sql: str) -> Sequence[Sequence[Any]]:
+    return client.execute_sql(sql) or []  # None only for statements without rows
+
+
 def _summarize_past_due(client: Any, summary: Summary) -> None:
     snapshots = client.make_qualified_table_name(settings.SNAPSHOTS_TABLE)
     invoices = client.make_qualified_table_name(settings.INVOICES_TABLE)
@@ -184,8 +190,9 @@ def _summarize_past_due(client: Any, summary: Summary) -> None:
     latest = (
         f"SELECT * FROM {snapshots} WHERE snapshot_at = (SELECT max(snapshot_at) FROM {snapshots})"
     )
-    for currency, accounts, total in client.execute_sql(
-        f"SELECT currency_code, count(*), sum(past_due_balance) FROM ({latest}) s GROUP BY 1 ORDER BY 1"
+    for currency, accounts, total in _rows(
+        client,
+        f"SELECT currency_code, count(*), sum(past_due_balance) FROM ({latest}) s GROUP BY 1 ORDER BY 1",
     ):
         summary.accounts += accounts
         summary.past_due[currency or "?"] = Decimal(total or 0)
@@ -193,9 +200,9 @@ def _summarize_past_due(client: Any, summary: Summary) -> None:
         f"SELECT _dlt_id FROM {invoices} WHERE _dlt_valid_to IS NULL"
         f" AND account_id IN (SELECT account_id FROM ({latest}) s)"
     )
-    summary.invoices = client.execute_sql(f"SELECT count(*) FROM ({current}) c")[0][0]
-    summary.items = client.execute_sql(
-        f"SELECT count(*) FROM {items} WHERE _dlt_parent_id IN ({current})"
+    summary.invoices = _rows(client, f"SELECT count(*) FROM ({current}) c")[0][0]
+    summary.items = _rows(
+        client, f"SELECT count(*) FROM {items} WHERE _dlt_parent_id IN ({current})"
     )[0][0]
 
 

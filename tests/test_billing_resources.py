@@ -239,7 +239,7 @@ def test_demo_loads_every_resource_and_the_dictionary_matches_the_destination(tm
     )
     assert done.returncode == 0, done.stderr
     with duckdb.connect(str(tmp_path / "d.duckdb"), read_only=True) as db:
-        held = {}
+        held: dict[str, list[str]] = {}
         for table, column in db.sql(
             "SELECT table_name, column_name FROM information_schema.columns"
             " WHERE table_schema = 'billing' AND table_name NOT LIKE '\\_dlt\\_%' ESCAPE '\\'"

@@ -7,40 +7,39 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import dlt
-from dlt.common.configuration.inject import with_config
-from dlt.common.schema.typing import TWriteDispositionConfig
-from dlt.common.storages.exceptions import CurrentLoadPackageStateNotAvailable
-from dlt.extract.resource import DltResource
+from dlt.common.schema.typing import TDeleteInsertStrategyDict, TScd2StrategyDict
+from dlt.sources import DltResource
 
-from . import settings
+from . import run_guard, settings
 from .accounts import AccountTarget, check_selection, discover, normalize_account_ids, plan
 from .auth import DocuSignCredentials, make_auth
 from .batches import parsed_batches
 from .client import HttpSettings, validate_base_url
+from .dlt_internals import CurrentLoadPackageStateNotAvailable, with_config
 from .errors import ConfigError
 from .fetch import AccountPages, Fetched, FetchSession, fetch_accounts
 from .loaded import loaded_item_versions
 from .oauth import AccountInfo
-from .resources import RESOURCES, Resource
+from .resources import RESOURCES, Level, Resource
 from .shapes import ParsedBatch
 from .tables import BatchParser, column_name
 from .windows import Window, windows
 
-_SCD2: TWriteDispositionConfig = {"disposition": "merge", "strategy": "scd2"}
-_REPLAYABLE: TWriteDispositionConfig = {
+_SCD2: TScd2StrategyDict = {"disposition": "merge", "strategy": "scd2"}
+_REPLAYABLE: TDeleteInsertStrategyDict = {
     "disposition": "merge",
     "strategy": "delete-insert",
     "deduplicated": True,
-}  # type: ignore[typeddict-item]
+}
 """Keyed, through staging: a load replayed after a crash replaces its rows instead of adding them.
 
 `deduplicated`: each key occurs once per package (one row per account and run; an account's
-records are deduplicated in its batch), and `pipelines/recovery.py` restarts a package's staging
+records are deduplicated in its batch), and `recovery.py` restarts a package's staging
 from empty after a crash, so dlt skips its dedup pass over staging (a third of the load time at
 100k invoices)."""
 
 
-def history_hints(accounts: Sequence[str]) -> TWriteDispositionConfig:
+def history_hints(accounts: Sequence[str]) -> TScd2StrategyDict:
     """SCD2 that retires only records of the accounts this run extracted.
 
     A `destination_scope` rather than a `merge_key`: an account whose last invoice was paid
@@ -48,7 +47,7 @@ def history_hints(accounts: Sequence[str]) -> TWriteDispositionConfig:
     accounts keep the same schema and dlt stores no new schema version per run.
     """
     scope = "account_id IN ({})".format(", ".join(f"'{a}'" for a in sorted(accounts)) or "NULL")
-    return {**_SCD2, "destination_scope": scope}  # type: ignore[typeddict-item]
+    return {**_SCD2, "destination_scope": scope}
 
 
 def current_package() -> tuple[datetime, str | None]:
@@ -90,6 +89,12 @@ def _start_of_history(history_start: Any, today: date) -> date:
         ) from None
 
 
+def _table(level: Level) -> str:
+    if level.table is None:
+        raise ValueError(f"{level.label}: not stored")  # a description's mistake
+    return level.table
+
+
 def _transformers(resource: Resource, batches: DltResource) -> list[DltResource]:
     """The dlt transformers of one resource's tables, their write dispositions from its history."""
     records, items, body = resource.records, resource.items, resource.body
@@ -101,7 +106,7 @@ def _transformers(resource: Resource, batches: DltResource) -> list[DltResource]
             return dlt.mark.with_hints(batch.records, hints)
         return batch.records
 
-    record_hints: dict[str, Any] = {
+    record_hints: dict[str, Any] = {  # type: ignore[assignment]  # mypy joins the values to object
         "scd2": {"write_disposition": _SCD2},
         "merge": {"write_disposition": _REPLAYABLE, "primary_key": ("account_id", key)},
         "per_run": {
@@ -110,7 +115,7 @@ def _transformers(resource: Resource, batches: DltResource) -> list[DltResource]
         },
     }[resource.history]
 
-    @dlt.transformer(name=records.table, **record_hints)
+    @dlt.transformer(name=_table(records), **record_hints)
     def record_table(batch: ParsedBatch) -> Iterator[object]:
         yield records_hints(batch)
 
@@ -130,7 +135,7 @@ def _transformers(resource: Resource, batches: DltResource) -> list[DltResource]
             }
         )
 
-        @dlt.transformer(name=items.table, **item_hints)
+        @dlt.transformer(name=_table(items), **item_hints)
         def item_table(batch: ParsedBatch) -> Iterator[object]:
             yield batch.items  # also when empty: the table exists from the first run on
 
@@ -138,8 +143,8 @@ def _transformers(resource: Resource, batches: DltResource) -> list[DltResource]
         result.append(batches | item_table)
     if body.table is not None:
 
-        @dlt.transformer(
-            name=body.table,
+        @dlt.transformer(  # type: ignore[call-overload]  # dlt 1.31 types the strategy dict out
+            name=_table(body),
             write_disposition=_REPLAYABLE,
             primary_key=("account_id", "snapshot_at"),
         )
@@ -200,6 +205,7 @@ def docusign_billing(
         HttpSettings(request_timeout, max_attempts, backoff_factor, max_retry_delay),
         max_workers,
     )
+    prepared = run_guard.prepare()  # before `pipeline.run` resumes what a killed run left
     targets_of_run: list[list[AccountTarget]] = []
 
     def targets() -> list[AccountTarget]:
@@ -213,6 +219,8 @@ def docusign_billing(
             """Fetches and types each account; the last batch lists the accounts of the run."""
             snapshot_at, load_id = current_package()
             pipeline = dlt.current.pipeline() if load_id else None
+            if pipeline is not None:
+                run_guard.check_extract(pipeline, prepared)
             items = resource.items
             known = (
                 loaded_item_versions(pipeline, items.table) if items and items.table else None
@@ -263,7 +271,7 @@ def docusign_billing(
 def _errors_of(resource: Resource) -> DltResource:
     """`account_errors` rows of one resource (every resource writes to the one table)."""
 
-    @dlt.transformer(
+    @dlt.transformer(  # type: ignore[call-overload]  # dlt 1.31 types the strategy dict out
         name=settings.ERRORS_TABLE if resource.name == "past_due" else f"{resource.name}_errors",
         table_name=settings.ERRORS_TABLE,
         write_disposition=_REPLAYABLE,

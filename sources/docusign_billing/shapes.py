@@ -73,6 +73,8 @@ class ParsedBatch:
         return self.records
 
     @property
-    def snapshots(self) -> pa.Table | None:
+    def snapshots(self) -> pa.Table:
         """Past-due's name for its summary."""
+        if self.summary is None:
+            raise AttributeError(f"{self.resource} has no summary table")
         return self.summary

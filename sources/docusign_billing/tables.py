@@ -17,9 +17,9 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from dlt.common.normalizers.naming.snake_case import NamingConvention
 
 from .bodies import read_known
+from .dlt_internals import NamingConvention
 from .errors import ApiError, ResponseError
 from .parse import (
     ARROW_TYPES,

@@ -232,7 +232,7 @@ def charges_body(ledger: AccountLedger, query: dict[str, str], today: date) -> d
         "lastEffectiveDate": f"{last}T00:00:00Z",
         "discounts": [],
     }
-    items = [
+    items: list[dict[str, Any]] = [
         {
             **common,
             "chargeName": "seats",

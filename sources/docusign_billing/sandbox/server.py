@@ -330,7 +330,7 @@ class Sandbox:
         if not self._servers:
             raise RuntimeError("Sandbox is not running; call start() first")
         host, port = self._servers[index].server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"  # an IPv4 server's host is a str
 
     def _host_of(self, account_id: str) -> int:
         with self._lock:
