@@ -251,3 +251,28 @@ def test_demo_loads_every_resource_and_the_dictionary_matches_the_destination(tm
     del described[settings.ERRORS_TABLE]  # no account failed
     assert {t: sorted(c) for t, c in held.items()} == {t: sorted(c) for t, c in described.items()}
     assert (REPO / "docs" / "data-dictionary.md").read_text() == render()
+
+
+def test_resources_option_loads_only_the_named_resources(billing, cli_env, tmp_path):
+    from tests.test_cli import cli
+
+    result = cli(
+        "run", "--resources", "billing_plan,billing_charges", env=cli_env(billing), cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert {r["resource"] for r in billing.requests if r["resource"]} == {
+        "billing_plan",
+        "billing_charges",
+    }
+    assert "billing_plan: 3" in result.stdout and "billing_charges: 6" in result.stdout
+    with duckdb.connect(str(tmp_path / settings.DUCKDB_FILE), read_only=True) as db:
+        tables = {
+            t
+            for (t,) in db.sql(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'billing'"
+                " AND table_name NOT LIKE '\\_dlt\\_%' ESCAPE '\\'"
+            ).fetchall()
+        }
+    assert tables == {"billing_plan", "billing_plan__seat_discounts", "billing_charges"}
+    bad = cli("run", "--resources", "billing_plans", env=cli_env(billing), cwd=tmp_path)
+    assert bad.returncode == 2 and "unknown resource(s) billing_plans" in bad.stderr
