@@ -1,14 +1,16 @@
-"""`docusign-billing`: run the pipeline, run the demo, query the DuckDB file.
+"""`docusign-billing`: run the pipeline, run the demo, report, query the DuckDB file.
 
 Exit codes: 0 success, 1 the run failed (API, response or load error), 2 configuration error,
-3 partial failure (some accounts failed, the others loaded), 130 interrupted. Failures print one
-line on stderr; nothing of a failed run is loaded.
+3 partial failure (some accounts failed, the others loaded), 4 nothing to report (`report` on a
+destination without data), 130 interrupted. Failures print one line on stderr; nothing of a
+failed run is loaded.
 """
 
 import argparse
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
@@ -23,6 +25,8 @@ from sources.docusign_billing.errors import ConfigError, DocuSignBillingError
 from sources.docusign_billing.resources import RESOURCES
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_NO_DATA = 4
+"""`report` found nothing to report: no load yet, or no run at or before `--as-of`."""
 
 
 _events = Events()
@@ -141,6 +145,22 @@ def _query(args: argparse.Namespace) -> None:
         raise DocuSignBillingError(f"query failed: {str(ex).splitlines()[0]}") from None
 
 
+def _report(args: argparse.Namespace) -> int:
+    from pipelines import report
+
+    pipeline = make_pipeline(args.destination, args.dataset, args.pipelines_dir, args.duckdb_file)
+    try:
+        data = report.read_views(pipeline, report.parse_as_of(args.as_of))
+    except report.NoDataError as ex:
+        _events.emit("error", str(ex), exit_code=EXIT_NO_DATA, message=str(ex))
+        return EXIT_NO_DATA
+    print(report.terminal_report(data))
+    if args.out:
+        for path in report.write_outputs(data, Path(args.out)):
+            _progress(f"wrote {path}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="docusign-billing", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -175,6 +195,15 @@ def build_parser() -> argparse.ArgumentParser:
         "accounts", help="list the accounts the OAuth credentials can reach; loads nothing"
     )
 
+    report = commands.add_parser(
+        "report", help="print the past-due aging table; --out DIR adds CSVs, charts, report.html"
+    )
+    add_load_options(report)
+    report.add_argument("--out", help="directory for a CSV per view, PNG charts and report.html")
+    report.add_argument(
+        "--as-of", help="report the state at the last run at or before this UTC time (ISO 8601)"
+    )
+
     query = commands.add_parser("query", help="run SQL against the DuckDB file and print the rows")
     query.add_argument("sql")
     query.add_argument("--duckdb-file", default=settings.DUCKDB_FILE)
@@ -201,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _query(args)
         elif args.command == "accounts":
             _accounts()
+        elif args.command == "report":
+            return _report(args)
         elif args.command == "demo":
             from sources.docusign_billing.sandbox import Sandbox
 

@@ -24,6 +24,8 @@ from sources.docusign_billing.dlt_internals import DuckDbCredentials  # noqa: E4
 if __package__ in (None, ""):  # run as a script from a clone
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from pipelines.filesystem import rows_stamped_with_their_run  # noqa: E402
+from pipelines.views import invoices_relation, refresh_views  # noqa: E402
 from sources.docusign_billing import docusign_billing, settings  # noqa: E402
 from sources.docusign_billing.errors import ConfigError  # noqa: E402
 from sources.docusign_billing.recovery import recover  # noqa: E402
@@ -128,7 +130,7 @@ def load(
             pipeline.normalize()
             pipeline.load()
         progress("extracting")
-        with cyclic_gc_paused():
+        with cyclic_gc_paused(), rows_stamped_with_their_run(pipeline):  # pipelines/filesystem.py
             pipeline.extract(source)
         release_freed_memory()
         progress(f"normalizing ({time.monotonic() - started:.1f} s)")
@@ -136,7 +138,9 @@ def load(
         progress(
             f"loading into {pipeline.destination.destination_name} ({time.monotonic() - started:.1f} s)"
         )
-        return pipeline.load()
+        info = pipeline.load()
+        refresh_views(pipeline)  # reporting views follow the tables (pipelines/views.py)
+        return info
 
 
 def summarize(pipeline: dlt.Pipeline) -> Summary:
@@ -147,7 +151,7 @@ def summarize(pipeline: dlt.Pipeline) -> Summary:
         snapshots = client.make_qualified_table_name(settings.SNAPSHOTS_TABLE)
         errors = client.make_qualified_table_name(settings.ERRORS_TABLE)
         if settings.SNAPSHOTS_TABLE in tables:
-            _summarize_past_due(client, summary)
+            _summarize_past_due(pipeline, client, summary)
             latest_run = f"SELECT max(snapshot_at) FROM {snapshots}"
         else:
             latest_run = f"SELECT max(snapshot_at) FROM {errors}"
@@ -183,9 +187,9 @@ def _rows(client: Any, sql: str) -> Sequence[Sequence[Any]]:
     return client.execute_sql(sql) or []  # None only for statements without rows
 
 
-def _summarize_past_due(client: Any, summary: Summary) -> None:
+def _summarize_past_due(pipeline: dlt.Pipeline, client: Any, summary: Summary) -> None:
     snapshots = client.make_qualified_table_name(settings.SNAPSHOTS_TABLE)
-    invoices = client.make_qualified_table_name(settings.INVOICES_TABLE)
+    invoices = invoices_relation(pipeline, client)  # filesystem: rebuilt from the runs
     items = client.make_qualified_table_name(settings.ITEMS_TABLE)
     latest = (
         f"SELECT * FROM {snapshots} WHERE snapshot_at = (SELECT max(snapshot_at) FROM {snapshots})"
