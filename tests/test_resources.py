@@ -9,13 +9,10 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from sources.docusign_billing.bodies import AccountResponse, read_known
 from sources.docusign_billing.client import RawBody
 from sources.docusign_billing.errors import ResponseError
-from sources.docusign_billing.parse import COLUMN_RULES, parse_integer
 from sources.docusign_billing.resources import RESOURCES
 from sources.docusign_billing.sandbox.data import account_id_for, generate_response
 from sources.docusign_billing.tables import BatchParser
@@ -232,25 +229,3 @@ def test_arrow_and_record_paths_agree_for_every_list_resource(resource):
     fast, reference = tables
     assert fast.items is not None and reference.items is not None
     assert fast.records.equals(reference.records) and fast.items.equals(reference.items)
-
-
-@settings(max_examples=150, deadline=None)
-@given(
-    st.lists(
-        st.none()
-        | st.from_regex(r"\A\s?[-+]?[0-9]{0,21}\s?\Z")
-        | st.sampled_from(["", "1.0", "1,000", "ten"]),
-        max_size=6,
-    )
-)
-def test_integer_column_form_agrees_with_the_value_rule(values):
-    try:
-        expected = [parse_integer(v) for v in values]
-    except ValueError:
-        expected = None
-    try:
-        typed = COLUMN_RULES[parse_integer](pa.array(values, type=pa.string())).to_pylist()
-    except (ValueError, pa.ArrowException):
-        return  # refused: the per-value rule decides
-    assert expected is not None, f"column form accepted what the rule refuses: {values}"
-    assert typed == expected
