@@ -18,7 +18,7 @@ from pathlib import Path
 from benchmarks import common
 
 RUNS = 5
-TARGET_DELTA = 1.5
+TARGET_DELTA = 1.0
 
 
 def main(runs: int = RUNS) -> bool:

@@ -7,6 +7,7 @@ failed run is loaded.
 """
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -218,6 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     global _events
     _events = Events(args.log_format)
+    if args.log_format == "json":  # dlt's own log lines as JSON objects too
+        os.environ.setdefault("RUNTIME__LOG_FORMAT", "JSON")
     fields = ("destination", "dataset", "accounts")
     _events.emit(
         "run_start",

@@ -11,6 +11,9 @@
 - `load_done`: destination, dataset, accounts, failed_accounts, invoices, items, seconds
 - `error`: exit_code, message (the one line the text format prints)
 
+With `json`, the CLI also sets dlt's `runtime.log_format` to JSON (unless configured), so dlt's
+own log lines parse as well (its objects have `msg` instead of `event`).
+
 Fields come from the destination and from the messages of `cli.explain`, which never hold
 secrets; nothing here reads credentials.
 """

@@ -45,44 +45,43 @@ def _after(owner: Any, name: str, when: Callable[..., bool] = lambda *a, **k: Tr
     setattr(owner, name, patched)
 
 
+def _target(point: str) -> tuple[Any, str]:
+    """The class or module and attribute of a kill point (`dlt_internals.STEP_COMMITS`)."""
+    import importlib
+
+    from sources.docusign_billing.dlt_internals import STEP_COMMITS
+
+    module, attribute, _ = STEP_COMMITS[point]
+    owner: Any = importlib.import_module(module)
+    *path, name = attribute.split(".")
+    for part in path:
+        owner = getattr(owner, part)
+    return owner, name
+
+
 def arm(point: str) -> None:
-    if point == "normalize-mid":
-        from dlt.normalize import normalize
+    step, _, argument = point.partition(":")
+    if step in ("normalize-mid", "normalize-commit", "load-complete"):
+        _after(*_target(step))
+    elif step == "load-copy":
+        _after(*_target(step), lambda job: job.load_table_name == argument)
+    elif step == "load-merge":
+        from dlt.destinations.sql_jobs import SqlMergeFollowupJob  # noqa: F401 (runs SqlLoadJob.run)
 
-        _after(normalize, "w_normalize_files")
-    elif point == "normalize-commit":
-        from dlt.common.storages.load_storage import LoadStorage
-
-        _after(LoadStorage, "commit_new_load_package")
-    elif point.startswith("load-copy:"):
-        from dlt.destinations.impl.duckdb.duck import DuckDbCopyJob
-
-        table = point.split(":", 1)[1]
-        _after(DuckDbCopyJob, "run", lambda job: job.load_table_name == table)
-    elif point == "load-merge":
-        from dlt.destinations.job_client_impl import SqlLoadJob
-        from dlt.destinations.sql_jobs import SqlMergeFollowupJob  # noqa: F401 (the job class runs SqlLoadJob.run)
-
-        _after(SqlLoadJob, "run", lambda job: "past_due_invoices" in job.file_name())
-    elif point == "load-complete":
-        from dlt.destinations.job_client_impl import SqlJobClientBase
-
-        _after(SqlJobClientBase, "complete_load")
-    elif point.startswith("load-pause:"):
+        _after(*_target(step), lambda job: "past_due_invoices" in job.file_name())
+    elif step == "load-pause":
         import time
 
-        from dlt.destinations.impl.duckdb.duck import DuckDbCopyJob
-
-        seconds = float(point.split(":", 1)[1])
-        original = DuckDbCopyJob.run
+        owner, name = _target("load-copy")
+        original = getattr(owner, name)
 
         def paused(job: Any) -> None:
             original(job)
             if job.load_table_name == "past_due_snapshots":
                 print("docusign-billing: paused in load", file=sys.stderr, flush=True)
-                time.sleep(seconds)
+                time.sleep(float(argument))
 
-        DuckDbCopyJob.run = paused  # type: ignore[method-assign,assignment]  # the test's patch
+        setattr(owner, name, paused)
     else:
         raise SystemExit(f"unknown kill point {point!r}")
 

@@ -57,7 +57,7 @@ def test_source_created_before_its_pipeline_refuses_to_extract(runner, sandbox):
     with pytest.raises(Exception) as error:
         pipeline.run(source)
     message = str(error.value)
-    assert "created before pipeline docusign_billing was active" in message, message
+    assert "created while pipeline docusign_billing was not the active pipeline" in message
     assert (
         runner.rows("SELECT 1 FROM information_schema.tables WHERE table_schema = 'billing'") == []
     )
@@ -118,3 +118,18 @@ def test_repairs_are_refused_on_an_untested_dlt(runner, sandbox, monkeypatch):
     monkeypatch.undo()  # a tested dlt repairs it
     _source(sandbox)
     assert not (working / "normalize/extracted" / load_id).exists()
+
+
+def test_selected_resources_only_load_their_tables(runner, sandbox):
+    pipeline = _pipeline(runner)
+    pipeline.run(_source(sandbox).with_resources("past_due_snapshots"))
+    tables = {
+        name
+        for (name,) in runner.rows(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'billing'"
+        )
+    }
+    assert "past_due_snapshots" in tables and "past_due_invoices" not in tables
+    assert runner.rows("SELECT count(*) FROM billing.past_due_snapshots") == [
+        (len(sandbox.account_ids),)
+    ]

@@ -10,17 +10,22 @@ from tests.helpers_reliability import cli
 
 
 def _events(stderr: str) -> list[dict]:
-    lines = stderr.strip().splitlines()
-    events = [json.loads(line) for line in lines]  # every line is one JSON object
-    assert all(isinstance(e, dict) and e["event"] and e["ts"].endswith("+00:00") for e in events)
+    """The project's events; every line must be one JSON object (dlt's own log lines included,
+    which have `msg` instead of `event`)."""
+    records = [json.loads(line) for line in stderr.strip().splitlines()]
+    assert all(isinstance(r, dict) and ("event" in r or "msg" in r) for r in records), records
+    events = [r for r in records if "event" in r]
+    assert all(e["ts"].endswith("+00:00") for e in events)
     return events
 
 
 def test_run_events_name_each_account_and_the_load(sandbox, cli_env, tmp_path):
     denied = sandbox.account_ids[0]
     sandbox.deny_admin(denied)
-    result = cli("run", "--log-format", "json", env=cli_env(sandbox), cwd=tmp_path)
+    env = cli_env(sandbox, RUNTIME__LOG_LEVEL="INFO")  # dlt logs too: as JSON
+    result = cli("run", "--log-format", "json", env=env, cwd=tmp_path)
     assert result.returncode == 3, result.stderr
+    assert '"logger":"dlt"' in result.stderr
     events = _events(result.stderr)
     kinds = [e["event"] for e in events]
     assert kinds[0] == "run_start" and events[0]["command"] == "run"

@@ -31,10 +31,9 @@ import pytest
 from dlt.common.schema import Schema
 from dlt.common.schema.typing import TWriteDisposition
 from dlt.common.schema.utils import new_column, new_table
-from dlt.common.storages.file_storage import FileStorage
-from dlt.common.storages.load_package import PackageStorage
 
 from sources.docusign_billing import recovery
+from sources.docusign_billing.dlt_internals import FileStorage, PackageStorage
 from sources.docusign_billing.sandbox import Sandbox
 from tests.conftest import Runner
 from tests.helpers_reliability import (

@@ -174,24 +174,41 @@ def docusign_billing(
 ) -> Sequence[DltResource]:
     """Billing data of `account_ids`, or of the `accounts` ("all"/"default") OAuth discovers.
 
-    Args:
-        account_ids: account GUIDs (a list, or comma separated).
-        credentials: one of the auth methods of `auth.DocuSignCredentials`.
-        base_url: one REST root for all accounts; default: each account's own host.
-        accounts: without `account_ids`: "all" reachable accounts or the "default" one.
-        resources: names from `resources.RESOURCES` (a list or comma separated); default all.
-        history_start: first day a first run back-fills (ISO date); default three years back.
-        window_days: days per `from_date`/`to_date` window (DocuSign accepts 365).
-        lookback_days: later runs start this many days before the last window's end.
-        max_workers: requests at once, for all resources together.
-        request_timeout, max_attempts, backoff_factor, max_retry_delay: HTTP retry policy.
-
-    Returns:
-        The dlt resources of every table of the selected resources and `account_errors`.
-
     One call per account and resource (per window and page for the dated lists), typed once for
     all its tables. A failing account is recorded in `account_errors` (naming the resource) and
     leaves that resource's history and incremental state untouched; the other accounts load.
+    Create the dlt pipeline first and this source after it: the source repairs what an
+    interrupted run left in that pipeline's folder before `pipeline.run` resumes it (README,
+    "Use from Python").
+
+    Args:
+        account_ids: DocuSign account GUIDs: a list, or one string of comma/space separated ids
+            or a JSON list. None: the accounts the OAuth credentials reach (see `accounts`).
+        credentials: How to authenticate (`auth` = "jwt", "refresh_token", "token" or
+            "legacy" and that method's fields); from `sources.docusign_billing.credentials`.
+        base_url: REST base for every account, e.g. "https://demo.docusign.net/restapi".
+            None: each OAuth account on its own host, legacy auth on the demo host.
+        accounts: Without `account_ids`: "all" the accounts the user can reach, or the
+            user's "default" account only (OAuth auth methods).
+        resources: Names from `resources.RESOURCES` (a list or comma separated); None: all.
+        history_start: First day a first run back-fills (ISO date); None: three years back.
+        window_days: Days per `from_date`/`to_date` window (DocuSign accepts 365).
+        lookback_days: Later runs start this many days before the last window's end.
+        max_workers: Requests at once, for all resources together.
+        request_timeout: Seconds before a hung request is retried.
+        max_attempts: Tries per request on 429, 5xx, timeouts and connection errors.
+        backoff_factor: Base of the exponential wait between tries, in seconds.
+        max_retry_delay: Cap of any single wait, `Retry-After` and rate-limit resets included.
+
+    Returns:
+        The dlt resources of every table of the selected resources and `account_errors`
+        (transformers of one fetch per account and resource).
+
+    Raises:
+        ConfigError: Invalid account ids, credentials, base URL, resources or windows.
+        RunInProgressError: Another run holds the active pipeline's folder.
+        UnrepairedPackageError: The active pipeline holds an interrupted run's package that the
+            installed dlt version cannot be trusted to resume.
     """
     ids = normalize_account_ids(account_ids)
     check_selection(ids, accounts, credentials)

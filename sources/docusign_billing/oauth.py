@@ -10,10 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import jwt
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from dlt.sources.helpers.requests import Client
 from requests import PreparedRequest, RequestException, Response
 from requests.auth import AuthBase, HTTPBasicAuth
@@ -163,6 +159,11 @@ class JwtGrantAuth(CachedTokenAuth):
         super().__init__(server)
         self._integration_key, self._user_id, self._scopes = integration_key, user_id, scopes
         self._redirect_uri = redirect_uri
+        # imported here: only the JWT grant needs them (~0.2 s of every other run's start-up)
+        from cryptography.exceptions import UnsupportedAlgorithm
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
         try:
             key = serialization.load_pem_private_key(private_key.encode(), password=None)
         except (ValueError, TypeError, UnsupportedAlgorithm):
@@ -192,6 +193,8 @@ class JwtGrantAuth(CachedTokenAuth):
             "exp": now + settings.JWT_ASSERTION_LIFETIME,
             "scope": self._scopes,
         }
+        import jwt
+
         assertion = jwt.encode(claims, self._key, algorithm="RS256")
         return self.server.token(
             {"grant_type": JWT_BEARER, "assertion": assertion}, consent_url=self.consent_url()

@@ -45,10 +45,10 @@ def check_extract(pipeline: dlt.Pipeline, prepared: str | None) -> None:
     """Raises `PipelineNotPreparedError` unless extracting into `pipeline` keeps the Guarantees."""
     if prepared != pipeline.working_dir:
         raise PipelineNotPreparedError(
-            f"docusign_billing() was created before pipeline {pipeline.pipeline_name} was active:"
-            " create the pipeline with dlt.pipeline(...) first and the source after it, so the"
-            " source can repair what an interrupted run left before dlt resumes it; nothing was"
-            " extracted"
+            f"docusign_billing() was created while pipeline {pipeline.pipeline_name} was not the"
+            " active pipeline: create the source after dlt.pipeline(...) (or"
+            " pipeline.activate()), so it can repair what an interrupted run left before dlt"
+            " resumes it; nothing was extracted"
         )
     if pipeline.has_pending_data:
         raise PipelineNotPreparedError(
