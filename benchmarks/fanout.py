@@ -55,7 +55,10 @@ def fan_out(accounts: int, latency: float, limit: tuple[int, float] | None) -> d
         if limit:
             sandbox.rate_limit(*limit)
         seconds = common.run_pipeline(
-            Path(tmp), stages, **common.token_source_args(sandbox.base_url, sandbox.account_ids)
+            Path(tmp),
+            stages,
+            **common.token_source_args(sandbox.base_url, sandbox.account_ids),
+            resources="past_due",
         )
         bodies = [sandbox.response(a) for a in sandbox.account_ids]
         invoices = [i for body in bodies for i in body["billingInvoices"]]

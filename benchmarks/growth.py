@@ -132,7 +132,10 @@ def schedule(runs: int, accounts: int, rescan: bool = False) -> list[list[float]
         for day in range(1, runs + 1):
             stages = common.Stages()
             seconds = common.run_pipeline(
-                directory, stages, **common.token_source_args(sandbox.base_url, sandbox.account_ids)
+                directory,
+                stages,
+                **common.token_source_args(sandbox.base_url, sandbox.account_ids),
+                resources="past_due",
             )
             snapshots += len(sandbox.account_ids)
             _check_counts(duckdb_file, sandbox, snapshots)

@@ -128,12 +128,13 @@ def measure(
     bodies = BodyFile(directory / "bodies.jsonl", invoices, mix)
     stages = common.Stages(track_rss=True)
     with mock.patch.object(
-        DocuSignClient, "past_due_invoices", lambda _self, account_id: bodies.body(account_id)
+        DocuSignClient, "get", lambda _self, _uri, account_id, _params=None: bodies.body(account_id)
     ):
         seconds = common.run_pipeline(
             directory,
             stages,
             **common.token_source_args("http://bench.invalid/restapi", list(bodies.index)),
+            resources="past_due",
         )
     accounts = len(bodies.index)
     common.check_counts(

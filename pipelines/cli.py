@@ -23,6 +23,7 @@ from pipelines.events import FORMATS, Events
 from sources.docusign_billing import settings
 from sources.docusign_billing.dlt_internals import check_dlt
 from sources.docusign_billing.errors import ConfigError, DocuSignBillingError
+from sources.docusign_billing.resources import RESOURCES
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_NO_DATA = 4
@@ -80,6 +81,8 @@ def _configured_source_args(args: argparse.Namespace) -> dict[str, Any]:
         source_args["account_ids"] = args.accounts
     if args.base_url:
         source_args["base_url"] = args.base_url
+    if args.resources:
+        source_args["resources"] = args.resources
     return source_args
 
 
@@ -116,7 +119,7 @@ def _load_and_report(args: argparse.Namespace, source_args: dict[str, Any]) -> i
         seconds=round(summary.seconds, 3),
     )
     if summary.failures:
-        _progress(f"partial failure: {len(summary.failures)} accounts failed, the others loaded")
+        _progress(f"partial failure: {summary.failed_accounts} accounts failed, the others loaded")
         return EXIT_PARTIAL
     return EXIT_OK
 
@@ -178,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--accounts", help="account ids, comma separated (overrides the config)")
     run.add_argument(
         "--base-url", help="e.g. https://demo.docusign.net/restapi (overrides the config)"
+    )
+    run.add_argument(
+        "--resources",
+        help="resources to load, comma separated: " + ", ".join(RESOURCES) + " (default: all)",
     )
 
     demo = commands.add_parser("demo", help="load synthetic accounts from the bundled sandbox API")

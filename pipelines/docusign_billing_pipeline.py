@@ -43,7 +43,10 @@ class Summary:
     items: int = 0
     past_due: dict[str, Decimal] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
-    """One message per account whose call failed in the latest run."""
+    """Each failure of the latest run: an account's message, with the resources it failed in."""
+    failed_accounts: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    """Rows of the other resources' tables (`LATEST_ROWS`)."""
     seconds: float = 0.0
 
 
@@ -126,7 +129,7 @@ def load(
             progress("loading what an interrupted run left pending")
             pipeline.normalize()
             pipeline.load()
-        progress("extracting past-due invoices")
+        progress("extracting")
         with cyclic_gc_paused(), rows_stamped_with_their_run(pipeline):  # pipelines/filesystem.py
             pipeline.extract(source)
         release_freed_memory()
@@ -143,38 +146,68 @@ def load(
 def summarize(pipeline: dlt.Pipeline) -> Summary:
     """Counts from the destination itself: what landed, not what was sent."""
     summary = Summary()
+    tables = set(pipeline.default_schema.data_table_names())
     with pipeline.sql_client() as client:
-
-        def rows(sql: str) -> Sequence[Sequence[Any]]:
-            return client.execute_sql(sql) or []  # None only for statements without rows
-
         snapshots = client.make_qualified_table_name(settings.SNAPSHOTS_TABLE)
-        invoices = invoices_relation(pipeline, client)  # filesystem: rebuilt from the runs
-        items = client.make_qualified_table_name(settings.ITEMS_TABLE)
-        latest = f"SELECT * FROM {snapshots} WHERE snapshot_at = (SELECT max(snapshot_at) FROM {snapshots})"
-        for currency, accounts, total in rows(
-            f"SELECT currency_code, count(*), sum(past_due_balance) FROM ({latest}) s GROUP BY 1 ORDER BY 1"
-        ):
-            summary.accounts += accounts
-            summary.past_due[currency or "?"] = Decimal(total or 0)
-        current = (
-            f"SELECT _dlt_id FROM {invoices} WHERE _dlt_valid_to IS NULL"
-            f" AND account_id IN (SELECT account_id FROM ({latest}) s)"
-        )
-        summary.invoices = rows(f"SELECT count(*) FROM ({current}) c")[0][0]
-        summary.items = rows(f"SELECT count(*) FROM {items} WHERE _dlt_parent_id IN ({current})")[
-            0
-        ][0]
-        if settings.ERRORS_TABLE in pipeline.default_schema.data_table_names():
-            errors = client.make_qualified_table_name(settings.ERRORS_TABLE)
-            summary.failures = [
-                message
-                for (message,) in rows(
-                    f"SELECT message FROM {errors} WHERE snapshot_at = (SELECT max(snapshot_at) FROM {snapshots})"
-                    " ORDER BY account_id"
-                )
-            ]
+        errors = client.make_qualified_table_name(settings.ERRORS_TABLE)
+        if settings.SNAPSHOTS_TABLE in tables:
+            _summarize_past_due(pipeline, client, summary)
+            latest_run = f"SELECT max(snapshot_at) FROM {snapshots}"
+        else:
+            latest_run = f"SELECT max(snapshot_at) FROM {errors}"
+        for name, current in LATEST_ROWS.items():
+            if name in tables:
+                table = client.make_qualified_table_name(name)
+                summary.rows[name] = _rows(
+                    client, f"SELECT count(*) FROM {table} WHERE {current.format(table=table)}"
+                )[0][0]
+        if settings.ERRORS_TABLE in tables:
+            failed = _rows(
+                client,
+                "SELECT account_id, message, string_agg(resource, ', ' ORDER BY resource)"
+                f" FROM {errors} WHERE snapshot_at = ({latest_run})"
+                " GROUP BY account_id, message ORDER BY account_id, message",
+            )
+            summary.failures = [f"{m} [{r}]" if r else m for _, m, r in failed]
+            summary.failed_accounts = len({account for account, _, _ in failed})
     return summary
+
+
+LATEST_ROWS = {
+    "billing_invoices": "TRUE",
+    "billing_payments": "TRUE",
+    "billing_plan": "_dlt_valid_to IS NULL",
+    "billing_charges": "snapshot_at = (SELECT max(snapshot_at) FROM {table})",
+}
+"""The rows of the new resources' tables the summary counts: every invoice and payment, the
+current plans, the latest run's charges."""
+
+
+def _rows(client: Any, sql: str) -> Sequence[Sequence[Any]]:
+    return client.execute_sql(sql) or []  # None only for statements without rows
+
+
+def _summarize_past_due(pipeline: dlt.Pipeline, client: Any, summary: Summary) -> None:
+    snapshots = client.make_qualified_table_name(settings.SNAPSHOTS_TABLE)
+    invoices = invoices_relation(pipeline, client)  # filesystem: rebuilt from the runs
+    items = client.make_qualified_table_name(settings.ITEMS_TABLE)
+    latest = (
+        f"SELECT * FROM {snapshots} WHERE snapshot_at = (SELECT max(snapshot_at) FROM {snapshots})"
+    )
+    for currency, accounts, total in _rows(
+        client,
+        f"SELECT currency_code, count(*), sum(past_due_balance) FROM ({latest}) s GROUP BY 1 ORDER BY 1",
+    ):
+        summary.accounts += accounts
+        summary.past_due[currency or "?"] = Decimal(total or 0)
+    current = (
+        f"SELECT _dlt_id FROM {invoices} WHERE _dlt_valid_to IS NULL"
+        f" AND account_id IN (SELECT account_id FROM ({latest}) s)"
+    )
+    summary.invoices = _rows(client, f"SELECT count(*) FROM ({current}) c")[0][0]
+    summary.items = _rows(
+        client, f"SELECT count(*) FROM {items} WHERE _dlt_parent_id IN ({current})"
+    )[0][0]
 
 
 def format_summary(summary: Summary, pipeline: dlt.Pipeline) -> str:
@@ -186,7 +219,12 @@ def format_summary(summary: Summary, pipeline: dlt.Pipeline) -> str:
             f"  past-due invoices: {summary.invoices}   invoice items: {summary.items}",
             f"  past-due total: {totals}",
             *(
-                [f"  FAILED accounts: {len(summary.failures)}"]
+                ["  " + "   ".join(f"{name}: {count}" for name, count in summary.rows.items())]
+                if summary.rows
+                else []
+            ),
+            *(
+                [f"  FAILED accounts: {summary.failed_accounts}"]
                 + [f"    {m}" for m in summary.failures]
                 if summary.failures
                 else []

@@ -18,6 +18,7 @@ from sources.docusign_billing.parse import (
     parse_bool,
     parse_decimal,
     parse_extra,
+    parse_integer,
     parse_timestamp,
 )
 from sources.docusign_billing.sandbox.data import account_id_for, generate_response
@@ -399,12 +400,20 @@ _DATE_TEXT = st.from_regex(
     r"\A[0-9]{4}-[01][0-9]-[0-3][0-9]([Tt ][0-2][0-9]:[0-6][0-9](:[0-6][0-9](\.[0-9]{1,9})?)?([Zz]|[+-][0-2][0-9]:?[0-6][0-9])?)?\Z"
 )
 _BOOL_TEXT = st.sampled_from(["true", "false", "TRUE", " False ", "", "yes", "1"])
+_INTEGER_TEXT = st.from_regex(r"\A\s?[-+]?[0-9]{0,21}\s?\Z") | st.sampled_from(
+    ["1.0", "1,000", "ten"]
+)
 
 
 @pytest.mark.parametrize(
     "rule, texts",
-    [(parse_decimal, _AMOUNT_TEXT), (parse_timestamp, _DATE_TEXT), (parse_bool, _BOOL_TEXT)],
-    ids=["decimal", "timestamp", "bool"],
+    [
+        (parse_decimal, _AMOUNT_TEXT),
+        (parse_timestamp, _DATE_TEXT),
+        (parse_bool, _BOOL_TEXT),
+        (parse_integer, _INTEGER_TEXT),
+    ],
+    ids=["decimal", "timestamp", "bool", "integer"],
 )
 def test_column_rules_agree_with_the_value_rules(rule, texts):
     """The fast column form may refuse a column, but what it accepts it types exactly as the rule."""

@@ -22,7 +22,7 @@ from pipelines import cli
 from pipelines.docusign_billing_pipeline import load, make_pipeline, summarize
 from sources.docusign_billing import recovery, settings
 from sources.docusign_billing.sandbox import ACCESS_TOKEN, Sandbox
-from tests.conftest import FAST_RETRIES, REPO, TOKEN_CREDENTIALS
+from tests.conftest import FAST_RETRIES, PAST_DUE_ONLY, REPO, TOKEN_CREDENTIALS
 from tests.postgres_server import PostgresNotInstalled, PostgresServer
 
 DATASET = settings.DATASET_NAME
@@ -161,6 +161,7 @@ class PgRunner:
             account_ids=self.sandbox.account_ids,
             base_url=self.sandbox.base_url,
             credentials=TOKEN_CREDENTIALS,
+            resources=PAST_DUE_ONLY,
             **FAST_RETRIES,
         )
         assert not info.has_failed_jobs

@@ -11,14 +11,16 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from . import settings
-from .fetch import AccountFailure, Fetched
-from .tables import BatchParser, ParsedBatch
+from .fetch import AccountFailure, AccountPages, Fetched
+from .shapes import ParsedBatch
+from .tables import BatchParser
 
 
 def parsed_batches(
     fetched: Iterable[Fetched], new_parser: Callable[[], BatchParser]
 ) -> Iterator[ParsedBatch]:
-    """Batches of about `settings.BATCH_BYTES` of responses; the last names every loaded account.
+    """Batches of one resource, of about `settings.BATCH_BYTES` of responses; the last names every
+    loaded account.
 
     A failed account is recorded in its batch's errors; when every account failed, the first
     failure is raised instead (nothing to load: the run failed as a whole)."""
@@ -33,7 +35,10 @@ def parsed_batches(
                         account.target.account_id, account.target.account_name, account.error
                     )
                     continue
-                parser.add(account)
+                for response in (
+                    account.responses if isinstance(account, AccountPages) else [account]
+                ):
+                    parser.add(response)  # an account's pages stay in one batch
                 loaded.append(account.account_id)
                 if parser.size >= settings.BATCH_BYTES:
                     typing.append(pool.submit(parser.build))

@@ -8,69 +8,63 @@ the error messages that name account, record, field and value take over.
 """
 
 import io
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any
+from functools import cache
 
 import pyarrow as pa
 import pyarrow.json as pa_json
 
-from .client import RawBody
-from .errors import ResponseError
-from .parse import ACCOUNT_FIELDS, INVOICE_FIELDS, INVOICES_KEY, ITEM_FIELDS, ITEMS_KEY
+from .resources import PAST_DUE, Level, Resource
+from .shapes import AccountResponse
 
 _TEXT = pa.string()
-_ITEM = pa.struct([(field, _TEXT) for field in ITEM_FIELDS])
-_INVOICE = pa.struct([*((field, _TEXT) for field in INVOICE_FIELDS), (ITEMS_KEY, pa.list_(_ITEM))])
-BODY_SCHEMA = pa.schema(
-    [*((field, _TEXT) for field in ACCOUNT_FIELDS), (INVOICES_KEY, pa.list_(_INVOICE))]
-)
-_KNOWN_ONLY = pa_json.ParseOptions(explicit_schema=BODY_SCHEMA, unexpected_field_behavior="error")
+
+__all__ = ["AccountResponse", "body_schema", "read_known"]
 
 
-@dataclass
-class AccountResponse:
-    """One account's `billing_invoices_past_due` body: its bytes as received (`raw`), or an already
-    decoded `body`; `json_body()` gives the object either way."""
-
-    account_id: str
-    body: dict[str, Any] | None = None
-    account_name: str | None = None
-    raw: RawBody | None = None
-
-    def json_body(self) -> dict[str, Any]:
-        """The body as exact JSON (numbers as `Decimal`); a clear error when it is not an object."""
-        if self.body is None and self.raw is not None:
-            try:
-                body = json.loads(self.raw.content, parse_float=Decimal)
-            except ValueError:
-                raise ResponseError(
-                    f"account {self.account_id}: the response is not valid JSON"
-                    f" ({self.raw.content_type}, {len(self.raw.content)} bytes)"
-                ) from None
-            if not isinstance(body, dict):
-                raise ResponseError(
-                    f"account {self.account_id}: expected a JSON object, got {type(body).__name__}"
-                )
-            self.body = body
-        return self.body or {}
+def _struct_fields(level: Level, nested: Level | None) -> list[tuple[str, pa.DataType]]:
+    fields = [(field.api, _TEXT) for field in level.fields]
+    if nested is not None:
+        fields.append((nested.list_field, pa.list_(pa.struct(_struct_fields(nested, None)))))
+    return fields
 
 
-def read_known(responses: Sequence[AccountResponse]) -> pa.Table | None:
-    """The bodies as Arrow rows of `BODY_SCHEMA`, one per response in order; None when any body
-    holds anything but known fields as strings (or was not received as bytes)."""
+@cache
+def body_schema(resource: Resource) -> pa.Schema:
+    """A response of `resource` as Arrow reads it: every described field as text, the records
+    and their items as lists of structs."""
+    records = pa.struct(_struct_fields(resource.records, resource.items))
+    return pa.schema(
+        [*_struct_fields(resource.body, None), (resource.records.list_field, pa.list_(records))]
+    )
+
+
+@cache
+def _known_only(resource: Resource) -> pa_json.ParseOptions:
+    return pa_json.ParseOptions(
+        explicit_schema=body_schema(resource), unexpected_field_behavior="error"
+    )
+
+
+def read_known(
+    responses: Sequence[AccountResponse], resource: Resource = PAST_DUE
+) -> pa.Table | None:
+    """The bodies as Arrow rows of `body_schema(resource)`, one per response in order; None when
+    any body holds anything but described fields as strings (or was not received as bytes), or
+    the resource's records are a single object (small bodies: the record path is fast enough)."""
+    if resource.records.single:
+        return None
+    options = _known_only(resource)
     contents = [r.raw.content for r in responses if r.raw is not None and r.body is None]
     if not contents or len(contents) != len(responses):
         return None
     if all(_one_line_object(c) for c in contents):
-        return _read(b"\n".join(contents), len(contents))
+        return _read(b"\n".join(contents), len(contents), options)
     tables = []
     for (
         content
     ) in contents:  # pretty-printed bodies: one call each, up to the first Arrow cannot read
-        table = _read(content, 1)
+        table = _read(content, 1, options)
         if table is None:
             return None
         tables.append(table)
@@ -83,13 +77,13 @@ def _one_line_object(content: bytes) -> bool:
     return content.lstrip().startswith(b"{") and b"\n" not in content and b"\r" not in content
 
 
-def _read(content: bytes, rows: int) -> pa.Table | None:
+def _read(content: bytes, rows: int, parse_options: pa_json.ParseOptions) -> pa.Table | None:
     """`rows` objects of known string fields, or None. Exactly `rows` rows, so two objects in one
     body (not JSON) never pass, whether read alone or among others that each start with `{`."""
     options = pa_json.ReadOptions(use_threads=False, block_size=max(len(content) + 1, 1 << 16))
     try:
         table = pa_json.read_json(
-            io.BytesIO(content), read_options=options, parse_options=_KNOWN_ONLY
+            io.BytesIO(content), read_options=options, parse_options=parse_options
         )
     except (ValueError, pa.ArrowException):  # UnicodeDecodeError is a ValueError
         return None

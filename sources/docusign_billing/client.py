@@ -15,6 +15,7 @@ from requests.auth import AuthBase
 from . import settings
 from .errors import ApiError, AuthError
 from .oauth import CachedTokenAuth
+from .shapes import RawBody
 from .urls import http_url
 
 AUTH_ERROR_CODES = frozenset(
@@ -189,14 +190,6 @@ class RateLimitGate:
             self._burst_remaining, self._burst_seen = int(remaining), time.time()
         else:
             self._burst_remaining = min(int(remaining), self._burst_remaining)
-
-
-@dataclass
-class RawBody:
-    """A successful response's body as received: decoded where it is parsed, off the HTTP path."""
-
-    content: bytes
-    content_type: str
 
 
 class DocuSignClient:

@@ -1,16 +1,24 @@
-"""Fetching many accounts at once: bounded workers, one rate-limit gate, per-account failures."""
+"""Fetching many accounts at once: bounded requests, one rate-limit gate, per-account failures.
 
-from collections.abc import Iterator
+One `FetchSession` per run is shared by every resource: its gate, its clients and its limit of
+`max_workers` requests at a time hold for all of them together.
+"""
+
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from itertools import islice
 
 from requests.auth import AuthBase
 
 from .accounts import AccountTarget
-from .bodies import AccountResponse
-from .client import DocuSignClient, HttpSettings, RateLimitGate
+from .client import DocuSignClient, HttpSettings, RateLimitGate, account_path
 from .errors import ApiError, AuthError
+from .resources import Resource
+from .shapes import AccountResponse, RawBody
+from .windows import Window
 
 
 @dataclass
@@ -21,20 +29,67 @@ class AccountFailure:
     error: ApiError
 
 
-Fetched = AccountResponse | AccountFailure
+@dataclass
+class AccountPages:
+    """Every page of every window of one account's windowed resource; `reached` is the last
+    window's end, where the next run continues (minus the look-back)."""
+
+    account_id: str
+    responses: list[AccountResponse]
+    reached: date | None
+
+
+Fetched = AccountResponse | AccountPages | AccountFailure
+
+
+@dataclass
+class FetchSession:
+    """What all resources of a run share: the gate, the clients, the request slots."""
+
+    auth: AuthBase
+    http: HttpSettings
+    max_workers: int
+    gate: RateLimitGate = field(default_factory=RateLimitGate)
+    _clients: dict[str, DocuSignClient] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.slots = threading.BoundedSemaphore(max(1, self.max_workers))
+
+    def _client(self, base_url: str) -> DocuSignClient:
+        with self._lock:
+            if base_url not in self._clients:
+                self._clients[base_url] = DocuSignClient(base_url, self.auth, self.http, self.gate)
+            return self._clients[base_url]
+
+    def get(self, base_url: str, path: str, account_id: str, params: dict[str, str]) -> RawBody:
+        """One response, in one of the run's request slots."""
+        with self.slots:
+            return self._client(base_url).get(path, account_id, params or None)
+
+    def pages(
+        self, base_url: str, path: str, account_id: str, params: dict[str, str]
+    ) -> Iterator[RawBody]:
+        """Every page of a list (`nextUri`), each request in one of the run's request slots."""
+        chain = self._client(base_url).pages(path, account_id, params)
+        while True:
+            with self.slots:
+                page = next(chain, None)
+            if page is None:
+                return
+            yield page
 
 
 def fetch_accounts(
-    targets: list[AccountTarget], auth: AuthBase, http: HttpSettings, max_workers: int
+    targets: list[AccountTarget],
+    session: FetchSession,
+    resource: Resource,
+    windows_of: Callable[[str], list[Window]] | None = None,
 ) -> Iterator[Fetched]:
-    """Yields each account's response or failure as soon as it arrives.
+    """Yields each account's response (or, windowed, its pages) or failure as soon as it arrives.
 
     Rejected credentials stop everything: every other account would fail the same way.
     """
-    gate = RateLimitGate()
-    clients = {
-        url: DocuSignClient(url, auth, http, gate) for url in {t.base_url for t in targets} if url
-    }
 
     def fetch(target: AccountTarget) -> Fetched:
         if target.base_url is None:
@@ -44,15 +99,34 @@ def fetch_accounts(
             return AccountFailure(
                 target, ApiError(message, target.account_id, code="ACCOUNT_NOT_VISIBLE")
             )
+        path = account_path(resource.path, target.account_id)
+        params = dict(resource.params)
         try:
-            raw = clients[target.base_url].past_due_invoices(target.account_id)
+            if windows_of is None:
+                raw = session.get(target.base_url, path, target.account_id, params)
+                return AccountResponse(target.account_id, account_name=target.account_name, raw=raw)
+            windows = windows_of(target.account_id)
+            pages = [
+                AccountResponse(target.account_id, account_name=target.account_name, raw=raw)
+                for window in windows
+                for raw in session.pages(
+                    target.base_url,
+                    path,
+                    target.account_id,
+                    {
+                        **params,
+                        "from_date": window.from_date.isoformat(),
+                        "to_date": window.to_date.isoformat(),
+                    },
+                )
+            ]
+            return AccountPages(target.account_id, pages, windows[-1].to_date if windows else None)
         except AuthError:
             raise
         except ApiError as ex:
             return AccountFailure(target, ex)
-        return AccountResponse(target.account_id, account_name=target.account_name, raw=raw)
 
-    workers = max(1, max_workers)
+    workers = max(1, session.max_workers)
     waiting = iter(targets)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="docusign-fetch")
     try:

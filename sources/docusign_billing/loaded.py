@@ -4,16 +4,14 @@ import dlt
 import pyarrow as pa
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
-from . import settings
-
 _CHUNK_ROWS = 100_000
 
 
-def loaded_item_versions(pipeline: dlt.Pipeline | None) -> pa.Array | None:
-    """Invoice versions whose items the destination holds; None outside a pipeline (send all).
+def loaded_item_versions(pipeline: dlt.Pipeline | None, items_table: str) -> pa.Array | None:
+    """Record versions whose items `items_table` holds; None outside a pipeline (send all).
 
-    An item row depends on nothing but its invoice version (a content hash), so once a version's
-    items are loaded they never change: runs append only the items of versions new to the
+    An item row depends on nothing but its record version (a content hash), so once a version's
+    items are loaded they never change: runs send only the items of versions new to the
     destination. Read from the items table itself, not from the invoices, so that items a failed
     load never wrote are sent again. `load()` loads pending packages before it extracts, so
     whatever an earlier run extracted is already in the destination when this reads it.
@@ -23,7 +21,7 @@ def loaded_item_versions(pipeline: dlt.Pipeline | None) -> pa.Array | None:
     chunks: list[pa.Array] = []
     try:
         with pipeline.sql_client() as client:
-            table = client.make_qualified_table_name(settings.ITEMS_TABLE)
+            table = client.make_qualified_table_name(items_table)
             with client.execute_query(f"SELECT DISTINCT _dlt_parent_id FROM {table}") as cursor:
                 # kept as Arrow chunk by chunk: ~40 bytes per version, not a Python tuple and str each
                 for rows in cursor.iter_fetch(_CHUNK_ROWS):

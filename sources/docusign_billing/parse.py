@@ -32,6 +32,7 @@ _TIMESTAMP = re.compile(
     r"\s*(?P<tz>Z|[+-]\d{2}:?\d{2})?)?$",
     re.IGNORECASE,
 )
+_INTEGER = re.compile(r"^[-+]?\d{1,19}$")
 _MAX_INT_DIGITS = settings.DECIMAL_PRECISION - settings.DECIMAL_SCALE
 _QUANTUM = Decimal(1).scaleb(-settings.DECIMAL_SCALE)
 _EXACT = Context(prec=settings.DECIMAL_PRECISION)
@@ -115,6 +116,20 @@ def parse_bool(value: Any) -> bool | None:
     raise ValueError("not true or false")
 
 
+def parse_integer(value: Any) -> int | None:
+    """Counts like `10`, `-1`; empty means NULL."""
+    if _blank(value):
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _INTEGER.match(value.strip()):
+        number = int(value.strip())
+        if abs(number) < 2**63:
+            return number
+        raise ValueError("out of range")
+    raise ValueError("not a whole number")
+
+
 def parse_text(value: Any) -> str | None:
     """Identifiers and names: kept verbatim; a number is accepted as its text."""
     if value is None:
@@ -133,40 +148,43 @@ def parse_extra(value: Any) -> str | None:
     return json.dumps(value, default=str, sort_keys=True)
 
 
+def parse_private_extra(value: Any) -> str | None:
+    """`parse_extra` for a resource that holds card, bank or personal details (the plan): JSON
+    structures without their sensitive fields (`is_sensitive`), at any depth."""
+    return parse_extra(_without_sensitive(value))
+
+
+def _without_sensitive(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_sensitive(v) for k, v in value.items() if not is_sensitive(str(k))}
+    if isinstance(value, list):
+        return [_without_sensitive(v) for v in value]
+    return value
+
+
 ARROW_TYPES: dict[Rule, pa.DataType] = {
     parse_decimal: pa.decimal128(settings.DECIMAL_PRECISION, settings.DECIMAL_SCALE),
     parse_timestamp: pa.timestamp("us", tz="UTC"),
     parse_bool: pa.bool_(),
+    parse_integer: pa.int64(),
     parse_text: pa.string(),
     parse_extra: pa.string(),
+    parse_private_extra: pa.string(),
 }
 
-ACCOUNT_FIELDS: dict[str, Rule] = {
-    "currencyCode": parse_text,
-    "pastDueBalance": parse_decimal,
-    "accountBalance": parse_decimal,
-    "paymentAllowed": parse_bool,
-}
-INVOICE_FIELDS: dict[str, Rule] = {
-    "invoiceId": parse_text,
-    "invoiceNumber": parse_text,
-    "invoiceUri": parse_text,
-    "amount": parse_decimal,
-    "taxableAmount": parse_decimal,
-    "nonTaxableAmount": parse_decimal,
-    "balance": parse_decimal,
-    "dueDate": parse_timestamp,
-    "pdfAvailable": parse_bool,
-}
-ITEM_FIELDS: dict[str, Rule] = {
-    "invoiceItemId": parse_text,
-    "chargeName": parse_text,
-    "chargeAmount": parse_decimal,
-    "quantity": parse_decimal,
-    "unitPrice": parse_decimal,
-}
-INVOICES_KEY = "billingInvoices"
-ITEMS_KEY = "invoiceItems"
+SENSITIVE_FIELD = re.compile(
+    r"credit|card|bank|debit|iban|tax_?exempt|address|email|phone|fax|first_?name|last_?name"
+    r"|postal|zip|payment_?processor|billing_?agreement|cv_?number|expiration",
+    re.IGNORECASE,
+)
+"""Card, bank, tax-exemption and personal details: in a resource that may hold them (the plan), a
+field whose name matches is never stored, at any level (nested JSON included), whatever the API
+sends."""
+
+
+def is_sensitive(api_field: str) -> bool:
+    """Whether a field holds card, bank, tax-exemption or personal details (never stored)."""
+    return SENSITIVE_FIELD.search(api_field) is not None
 
 
 # Column forms --------------------------------------------------------------------------------
@@ -236,6 +254,12 @@ def bool_column(column: pa.Array) -> pa.Array:
     return pc.if_else(blank, pa.scalar(None, pa.bool_()), pc.equal(lower, "true"))
 
 
+def integer_column(column: pa.Array) -> pa.Array:
+    text, blank = _trimmed(column)
+    _require_all(pc.or_(blank, pc.match_substring_regex(text, r"^[-+]?\d{1,18}$")))
+    return pc.cast(pc.if_else(blank, _NULL_TEXT, text), pa.int64())
+
+
 def text_column(column: pa.Array) -> pa.Array:
     return column
 
@@ -244,6 +268,7 @@ COLUMN_RULES: dict[Rule, Callable[[pa.Array], pa.Array]] = {
     parse_decimal: decimal_column,
     parse_timestamp: timestamp_column,
     parse_bool: bool_column,
+    parse_integer: integer_column,
     parse_text: text_column,
 }
 """Column forms of the rules, for columns that arrive as Arrow strings."""

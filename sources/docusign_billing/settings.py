@@ -50,6 +50,24 @@ ITEMS_TABLE: Final = "past_due_invoices__invoice_items"
 SNAPSHOTS_TABLE: Final = "past_due_snapshots"
 ERRORS_TABLE: Final = "account_errors"
 
+DEFAULT_RESOURCES: Final = (
+    "past_due",
+    "billing_invoices",
+    "billing_payments",
+    "billing_plan",
+    "billing_charges",
+)
+"""What a run loads unless `resources` names others (see `resources.RESOURCES`)."""
+
+# Incremental resources (billing_invoices, billing_payments).
+HISTORY_YEARS: Final = 3
+"""A first run back-fills this many years unless `history_start` is set."""
+WINDOW_DAYS: Final = 365
+"""Days per `from_date`/`to_date` window: DocuSign's own default span of these lists."""
+LOOKBACK_DAYS: Final = 30
+"""A later run starts this many days before the last window's end, so late payments and balance
+changes of recent invoices are seen again."""
+
 # Money: exact decimals wide enough for any amount DocuSign can send.
 DECIMAL_PRECISION: Final = 38
 DECIMAL_SCALE: Final = 9

@@ -1,14 +1,15 @@
-"""Past-due responses to the typed Arrow tables, with the row hashes that SCD2 history keys on.
+"""Responses of any resource to its typed Arrow tables, with the version hashes history keys on.
 
-Values are collected column by column and typed a whole column at a time (`parse.COLUMN_RULES`);
-a column that leaves the fast path is typed value by value, which also names a bad value's
-account, invoice, item and field. A batch whose bodies Arrow read (`bodies.py`) is flattened into
-those columns without a Python object per value; any other batch is collected record by record.
+One path for every resource, driven by its description (`resources.py`): values are collected
+column by column and typed a whole column at a time (`parse.COLUMN_RULES`); a column that leaves
+the fast path is typed value by value, which also names a bad value's account, resource, record,
+item and field. A batch whose bodies Arrow read (`bodies.py`) is flattened into those columns
+without a Python object per value (a thin adapter: it fills exactly what the record path fills,
+pinned by `tests/test_parse.py`); any other batch is collected record by record.
 """
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from itertools import accumulate
@@ -17,30 +18,29 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .bodies import AccountResponse, read_known
+from .bodies import read_known
 from .dlt_internals import NamingConvention
 from .errors import ApiError, ResponseError
 from .parse import (
-    ACCOUNT_FIELDS,
     ARROW_TYPES,
     COLUMN_RULES,
-    INVOICE_FIELDS,
-    INVOICES_KEY,
-    ITEM_FIELDS,
-    ITEMS_KEY,
     Rule,
+    is_sensitive,
     parse_extra,
+    parse_private_extra,
 )
+from .resources import PAST_DUE, Level, Resource
+from .shapes import AccountResponse, ParsedBatch
 
 Column = tuple[str, pa.DataType, bool]  # name, type, nullable
-Where = Callable[[int], str]  # row -> "account A, invoice I[, item J]"
+Where = Callable[[int], str]  # row -> "account A, <resource> invoice I[, item J]"
 
 _NAMING = NamingConvention()
 _TEXT = pa.string()
 _UTC = pa.timestamp("us", tz="UTC")
 _KEY: Column = ("account_id", _TEXT, False)
 _NAME: Column = ("account_name", _TEXT, True)
-_INVOICE_KEY: Column = ("invoice_id", _TEXT, False)
+_SNAPSHOT_AT: Column = ("snapshot_at", _UTC, False)
 _VERSION: Column = ("_dlt_id", _TEXT, False)
 _ERRORS = pa.schema(
     [
@@ -50,6 +50,7 @@ _ERRORS = pa.schema(
         pa.field("http_status", pa.int64()),
         pa.field("error_code", _TEXT),
         pa.field("message", _TEXT, False),
+        pa.field("resource", _TEXT),  # nullable: rows of releases before it have none
     ]
 )
 _RESERVED = {
@@ -65,17 +66,6 @@ _RESERVED = {
 """Columns this package writes besides the API's fields: a new API field never takes their name."""
 _MAX_VALUE_CHARS = 80
 _NULL = "\x00"  # stands for NULL in the hashed text, where "" is a value
-
-
-@dataclass
-class ParsedBatch:
-    """Typed tables for a batch of accounts; the last batch of a run names every account it holds."""
-
-    invoices: pa.Table
-    items: pa.Table
-    snapshots: pa.Table
-    errors: pa.Table
-    completed_accounts: list[str] | None = None
 
 
 @cache
@@ -116,12 +106,20 @@ def _typed(values: pa.Array | list[Any], rule: Rule, api_field: str, where: Wher
 class _Columns:
     """Records of one type, typed column by column: known fields first, new API fields after."""
 
-    def __init__(self, leading: Sequence[Column], rules: dict[str, Rule], skip: str = "") -> None:
+    def __init__(
+        self,
+        leading: Sequence[Column],
+        rules: dict[str, Rule],
+        skip: str = "",
+        private: bool = False,
+    ) -> None:
         lead = {name for name, _, _ in leading}
         self.rules = {f: r for f, r in rules.items() if column_name(f) not in lead}
         self.leading = list(leading)
         self.reserved = lead | {column_name(f) for f in rules} | _RESERVED
         self.not_extra = {skip} | set(rules)
+        self.private = private
+        """Sensitive new fields are dropped, sensitive parts of JSON ones too (`Resource.private`)."""
         self.text_struct = pa.struct([(f, _TEXT) for f in self.rules])
         self.records: list[dict[str, Any]] = []
         self.text: pa.StructArray | None = None
@@ -152,11 +150,14 @@ class _Columns:
         seen: set = set()
         for record in records:
             seen.update(record)
+        extra = parse_private_extra if self.private else parse_extra
         for api_field in sorted(seen - self.not_extra):
+            if self.private and is_sensitive(api_field):
+                continue  # card, bank or personal details: never stored
             name = column_name(api_field)
             values = [r.get(api_field) for r in records]
             columns[f"{name}_api" if name in self.reserved else name] = _typed(
-                values, parse_extra, api_field, where
+                values, extra, api_field, where
             )
         return columns
 
@@ -187,12 +188,14 @@ class _Columns:
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
-def _hash_text(typed: dict[str, pa.Array], known: Sequence[str]) -> pa.Array:
+def _hash_text(typed: dict[str, pa.Array], known: Sequence[str], rows: int) -> pa.Array:
     """Each row's typed values as text: equal values give equal text whatever the API's format.
 
     New API fields count only where they hold a value, so a field appearing elsewhere in the
     batch does not make new versions of unchanged rows.
     """
+    if not known:  # a resource without items
+        return pa.array([""] * rows, _TEXT)
     text = pc.binary_join_element_wise(
         *[pc.fill_null(pc.cast(typed[n], _TEXT), _NULL) for n in known], "\x1f"
     )
@@ -207,18 +210,25 @@ def _digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def _records(parent: dict[str, Any], key: str, where: str) -> list[dict[str, Any]]:
-    """A list the API may send missing, null or empty; anything but a list of objects is an error."""
+def _records(parent: dict[str, Any], level: Level, where: str) -> list[dict[str, Any]]:
+    """A list the API may send missing, null or empty (or one object, for a `single` level);
+    anything but a list of objects is an error."""
+    key = level.list_field
     value = parent.get(key)
     if value is None:
         return []
+    if level.single:
+        if not isinstance(value, dict):
+            raise ResponseError(f"{where}: {key} must be an object, got {type(value).__name__}")
+        return [value]
     if not isinstance(value, list) or not set(map(type, value)) <= {dict}:
         raise ResponseError(f"{where}: {key} must be a list of objects, got {type(value).__name__}")
     return value
 
 
 class BatchParser:
-    """Collects account responses and types them into one `ParsedBatch`; one instance per batch.
+    """Collects account responses of one resource and types them into one `ParsedBatch`; one
+    instance per batch.
 
     Items of the versions in `loaded_versions` are left out (the destination holds them), and
     every item row carries the run's `load_id` (`_dlt_load_id`).
@@ -229,22 +239,31 @@ class BatchParser:
         snapshot_at: datetime,
         load_id: str | None = None,
         loaded_versions: pa.Array | None = None,
+        resource: Resource = PAST_DUE,
     ) -> None:
+        self.resource = resource
         self.snapshot_at = snapshot_at
         self.load_id = load_id
         self.loaded_versions = loaded_versions
-        self.snapshots = _Columns(
-            [_KEY, _NAME, ("snapshot_at", _UTC, False)], ACCOUNT_FIELDS, skip=INVOICES_KEY
+        records, items = resource.records, resource.items
+        if records.key is None:
+            raise ValueError(f"{resource.name}: records need a key")  # a description's mistake
+        self.record_key: Column = (column_name(records.key), _TEXT, False)
+        per_run = [_SNAPSHOT_AT] if resource.history == "per_run" else []
+        self.body = _Columns([_KEY, _NAME, _SNAPSHOT_AT], resource.body.rules, records.list_field)
+        private = resource.private
+        self.records = _Columns(
+            [_KEY, self.record_key, *per_run],
+            records.rules,
+            items.list_field if items else "",
+            private,
         )
-        self.invoices = _Columns([_KEY, _INVOICE_KEY], INVOICE_FIELDS, skip=ITEMS_KEY)
-        self.items = _Columns([_KEY, _INVOICE_KEY], ITEM_FIELDS)
-        self.accounts: list[tuple[str, str | None, int]] = []  # id, name, distinct invoices
-        self.invoice_rows: list[tuple[str, str]] = []  # account, invoice id
-        self.item_parents: list[int] = []  # invoice row of each item
-        self.item_positions: list[int] = []  # its place in the invoice's list
-        self.item_starts: list[int] = [
-            0
-        ]  # items of invoice r: rows item_starts[r]:item_starts[r + 1]
+        self.items = _Columns([_KEY, self.record_key], items.rules if items else {}, "", private)
+        self.accounts: list[tuple[str, str | None, int]] = []  # id, name, distinct records
+        self.record_rows: list[tuple[str, str]] = []  # account, record key
+        self.item_parents: list[int] = []  # record row of each item
+        self.item_positions: list[int] = []  # its place in the record's list
+        self.item_starts: list[int] = [0]  # items of record r: rows item_starts[r]:[r + 1]
         self.errors: list[dict[str, Any]] = []
         self.responses: list[AccountResponse] = []  # decoded together in build()
         self.size = 0
@@ -255,51 +274,59 @@ class BatchParser:
         self.size += len(response.raw.content) if response.raw is not None else 0
 
     def _add_record(self, account_id: str, body: dict[str, Any], account_name: str | None) -> None:
-        invoices = _records(body, INVOICES_KEY, f"account {account_id}")
+        level, items_level = self.resource.records, self.resource.items
+        key = level.key or ""
+        records = _records(body, level, f"account {account_id}")
         ids = set()
-        for index, invoice in enumerate(invoices):
-            invoice_id = invoice.get("invoiceId")
-            where = f"account {account_id}, invoice {invoice_id or f'#{index}'}"
-            if not isinstance(invoice_id, str) or not invoice_id.strip():
-                raise ResponseError(f"{where}: invoiceId is missing")
-            items = _records(invoice, ITEMS_KEY, where)
-            self.item_parents += [self.invoices.count] * len(items)
+        for index, record in enumerate(records):
+            record_id = record.get(key)
+            where = f"account {account_id}, {level.label} {record_id or f'#{index}'}"
+            if not isinstance(record_id, str) or not record_id.strip():
+                raise ResponseError(f"{where}: {key} is missing")
+            items = _records(record, items_level, where) if items_level else []
+            self.item_parents += [self.records.count] * len(items)
             self.item_positions += range(len(items))
-            self.invoices.records.append(invoice)
-            self.invoice_rows.append((account_id, invoice_id))
+            self.records.records.append(record)
+            self.record_rows.append((account_id, record_id))
             self.items.records += items
             self.item_starts.append(self.items.count)
-            ids.add(invoice_id)
-        self.snapshots.records.append(body)
+            ids.add(record_id)
+        self.body.records.append(body)
         self.accounts.append((account_id, account_name, len(ids)))
 
     def _flatten_arrow(self, body: pa.Table) -> bool:
         """The responses, read by Arrow into `body`, as the columns and row bookkeeping
         `_add_record` builds; False (nothing changed) when a case needs the record path: a null in
-        a list, a blank invoiceId."""
+        a list, a blank record key."""
+        level, items_level = self.resource.records, self.resource.items
         body = body.combine_chunks()
-        invoice_lists = body.column(INVOICES_KEY).chunk(0)
-        invoices = pc.list_flatten(invoice_lists)
-        item_lists = invoices.field(ITEMS_KEY)
-        items = pc.list_flatten(item_lists)
-        ids = invoices.field("invoiceId")
-        if invoices.null_count or items.null_count or ids.null_count:
+        record_lists = body.column(level.list_field).chunk(0)
+        records = pc.list_flatten(record_lists)
+        ids = records.field(level.key)
+        item_lists = records.field(items_level.list_field) if items_level else None
+        items = pc.list_flatten(item_lists) if item_lists is not None else None
+        if records.null_count or ids.null_count or (items is not None and items.null_count):
             return False
         if not pc.all(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(ids)), 0)).as_py():
             return False
-        owners = pc.list_parent_indices(invoice_lists)
+        owners = pc.list_parent_indices(record_lists)
         account_ids = pa.array([r.account_id for r in self.responses], _TEXT)
-        self.invoice_rows = list(zip(pc.take(account_ids, owners).to_pylist(), ids.to_pylist()))
-        self.item_starts = [
-            0,
-            *accumulate(pc.fill_null(pc.list_value_length(item_lists), 0).to_pylist()),
-        ]
-        parents = pc.list_parent_indices(item_lists)
-        self.item_parents = parents.to_pylist()
-        first_of_parent = pc.take(pa.array(self.item_starts[:-1], pa.int64()), parents)
-        self.item_positions = pc.subtract(
-            pa.array(range(len(items)), pa.int64()), first_of_parent
-        ).to_pylist()
+        self.record_rows = list(zip(pc.take(account_ids, owners).to_pylist(), ids.to_pylist()))
+        if item_lists is not None and items is not None:
+            self.item_starts = [
+                0,
+                *accumulate(pc.fill_null(pc.list_value_length(item_lists), 0).to_pylist()),
+            ]
+            parents = pc.list_parent_indices(item_lists)
+            self.item_parents = parents.to_pylist()
+            first_of_parent = pc.take(pa.array(self.item_starts[:-1], pa.int64()), parents)
+            self.item_positions = pc.subtract(
+                pa.array(range(len(items)), pa.int64()), first_of_parent
+            ).to_pylist()
+            self.items.text = items
+        else:
+            self.item_starts = [0] * (len(records) + 1)
+            self.items.text = pa.array([], self.items.text_struct)
         distinct = (
             pa.table({"owner": owners, "id": ids})
             .group_by("owner")
@@ -310,10 +337,13 @@ class BatchParser:
             (r.account_id, r.account_name, counts.get(row, 0))
             for row, r in enumerate(self.responses)
         ]
-        self.snapshots.text = pa.StructArray.from_arrays(
-            [body.column(f).chunk(0) for f in ACCOUNT_FIELDS], list(ACCOUNT_FIELDS)
+        body_fields = list(self.resource.body.rules)
+        self.body.text = (
+            pa.StructArray.from_arrays([body.column(f).chunk(0) for f in body_fields], body_fields)
+            if body_fields
+            else None
         )
-        self.invoices.text, self.items.text = invoices, items
+        self.records.text = records
         return True
 
     def add_failure(self, account_id: str, account_name: str | None, error: ApiError) -> None:
@@ -326,40 +356,46 @@ class BatchParser:
                 "http_status": error.status,
                 "error_code": error.code,
                 "message": str(error),
+                "resource": self.resource.name,
             }
         )
 
-    def _invoice_where(self, row: int) -> str:
-        account_id, invoice_id = self.invoice_rows[row]
-        return f"account {account_id}, invoice {invoice_id}"
+    def _record_where(self, row: int) -> str:
+        account_id, record_id = self.record_rows[row]
+        return f"account {account_id}, {self.resource.records.label} {record_id}"
 
     def _item_where(self, row: int) -> str:
-        item_id = self.items.value(row, "invoiceItemId") or f"#{self.item_positions[row]}"
-        return f"{self._invoice_where(self.item_parents[row])}, item {item_id}"
+        level = self.resource.items
+        key = level.key if level else None
+        item_id = (self.items.value(row, key) if key else None) or f"#{self.item_positions[row]}"
+        label = level.label if level else "item"
+        return f"{self._record_where(self.item_parents[row])}, {label} {item_id}"
 
     def build(self, completed_accounts: list[str] | None = None) -> ParsedBatch:
         """Types the batch; raises `ResponseError` naming account, record, field and value."""
-        known = read_known(self.responses)
+        known = read_known(self.responses, self.resource)
         if known is None or not self._flatten_arrow(known):
             for response in self.responses:
                 self._add_record(response.account_id, response.json_body(), response.account_name)
-        snapshots = self._snapshots()
-        invoice_typed = self.invoices.typed(self._invoice_where)
+        record_typed = self.records.typed(self._record_where)
         item_typed = self.items.typed(self._item_where)
-        accounts = pa.array([a for a, _ in self.invoice_rows], _TEXT)
-        invoice_ids = pa.array([i for _, i in self.invoice_rows], _TEXT)
-        versions = self._versions(accounts, invoice_ids, invoice_typed, item_typed)
-        keep = self._first_of_each_invoice(versions)
-        invoices = self.invoices.table(
-            {"account_id": accounts, "invoice_id": invoice_ids},
-            invoice_typed,
-            {"_dlt_id": (pa.array(versions, _TEXT), _VERSION)},
+        accounts = pa.array([a for a, _ in self.record_rows], _TEXT)
+        record_ids = pa.array([i for _, i in self.record_rows], _TEXT)
+        key_name = self.record_key[0]
+        per_run = self.resource.history == "per_run"
+        leading = {"account_id": accounts, key_name: record_ids}
+        if per_run:
+            leading["snapshot_at"] = pa.array([self.snapshot_at] * len(accounts), _UTC)
+        versions = self._versions(list(leading.values()), record_typed, item_typed)
+        keep = self._first_of_each_record(versions)
+        records = self.records.table(
+            leading, record_typed, {"_dlt_id": (pa.array(versions, _TEXT), _VERSION)}
         )
         parents = pa.array(self.item_parents, pa.int64())
         positions = pa.array(self.item_positions, pa.int64())
         item_versions = pc.take(pa.array(versions, _TEXT), parents)
         items = self.items.table(
-            {"account_id": pc.take(accounts, parents), "invoice_id": pc.take(invoice_ids, parents)},
+            {"account_id": pc.take(accounts, parents), key_name: pc.take(record_ids, parents)},
             item_typed,
             {
                 "_dlt_id": (
@@ -377,7 +413,7 @@ class BatchParser:
         )
         item_keep = None
         if keep is not None:
-            invoices = invoices.filter(pa.array(keep))
+            records = records.filter(pa.array(keep))
             item_keep = pc.take(pa.array(keep), parents)
         if self.loaded_versions is not None:
             new = pc.invert(pc.is_in(item_versions, value_set=self.loaded_versions))
@@ -385,16 +421,18 @@ class BatchParser:
         if item_keep is not None:
             items = items.filter(item_keep)
         return ParsedBatch(
-            invoices,
-            items,
-            snapshots,
+            self.resource.name,
+            records,
+            items if self.resource.items else None,
+            self._summary() if self.resource.body.table else None,
             pa.Table.from_pylist(self.errors, schema=_ERRORS),
             completed_accounts,
         )
 
-    def _snapshots(self) -> pa.Table:
-        typed = self.snapshots.typed(lambda row: f"account {self.accounts[row][0]}")
-        return self.snapshots.table(
+    def _summary(self) -> pa.Table:
+        typed = self.body.typed(lambda row: f"account {self.accounts[row][0]}")
+        count = self.resource.count_column
+        return self.body.table(
             {
                 "account_id": pa.array([a for a, _, _ in self.accounts], _TEXT),
                 "account_name": pa.array([n for _, n, _ in self.accounts], _TEXT),
@@ -402,40 +440,48 @@ class BatchParser:
             },
             typed,
             {
-                "invoice_count": (
+                count: (
                     pa.array([c for _, _, c in self.accounts], pa.int64()),
-                    ("invoice_count", pa.int64(), False),
+                    (count, pa.int64(), False),
                 )
-            },
+            }
+            if count
+            else {},
         )
 
     def _versions(
         self,
-        accounts: pa.Array,
-        invoice_ids: pa.Array,
-        invoice_typed: dict[str, pa.Array],
+        keys: list[pa.Array],
+        record_typed: dict[str, pa.Array],
         item_typed: dict[str, pa.Array],
     ) -> list[str]:
-        """Content hash of each invoice with its items: a changed value is a new version.
+        """Content hash of each record with its items: a changed value is a new version.
 
-        Hashed text: account, invoice id, the invoice's values, then each item's values, joined
-        by \\x1d (nothing after the invoice's values when it has no items)."""
-        invoice_text = _hash_text(invoice_typed, [column_name(f) for f in self.invoices.rules])
-        item_text = _hash_text(item_typed, [column_name(f) for f in self.items.rules])
+        Hashed text: the record's key columns (account, record key[, snapshot_at]), its values,
+        then each item's values, joined by \\x1d (nothing after the record's values when it has no
+        items). Past-due invoices hash exactly as before the resource descriptions (pinned by
+        `tests/test_resources.py`): existing history keys on it."""
+        record_text = _hash_text(
+            record_typed, [column_name(f) for f in self.records.rules], self.records.count
+        )
+        item_text = _hash_text(
+            item_typed, [column_name(f) for f in self.items.rules], self.items.count
+        )
         starts = pa.array(self.item_starts, pa.int32())
-        per_invoice = pc.binary_join(pa.ListArray.from_arrays(starts, item_text), "\x1d")
-        head = pc.binary_join_element_wise(accounts, invoice_ids, invoice_text, "\x1d")
+        per_record = pc.binary_join(pa.ListArray.from_arrays(starts, item_text), "\x1d")
+        key_text = [pc.cast(k, _TEXT) for k in keys]
+        head = pc.binary_join_element_wise(*key_text, record_text, "\x1d")
         has_items = pc.greater(pc.subtract(starts[1:], starts[:-1]), 0)
-        text = pc.if_else(has_items, pc.binary_join_element_wise(head, per_invoice, "\x1d"), head)
+        text = pc.if_else(has_items, pc.binary_join_element_wise(head, per_record, "\x1d"), head)
         return [_digest(data) for data in pc.cast(text, pa.binary()).to_pylist()]
 
-    def _first_of_each_invoice(self, versions: list[str]) -> list[bool] | None:
-        """An exact repeat of an invoice in one response is kept once; a differing one is an error.
+    def _first_of_each_record(self, versions: list[str]) -> list[bool] | None:
+        """An exact repeat of a record in one batch is kept once; a differing one is an error.
 
         Returns the rows to keep, or None when there is no repeat."""
         seen: dict[tuple[str, str], str] = {}
         keep = []
-        for row, (key, version) in enumerate(zip(self.invoice_rows, versions)):
+        for row, (key, version) in enumerate(zip(self.record_rows, versions)):
             if key not in seen:
                 seen[key] = version
                 keep.append(True)
@@ -443,6 +489,7 @@ class BatchParser:
                 keep.append(False)
             else:
                 raise ResponseError(
-                    f"{self._invoice_where(row)}: invoiceId appears twice with different content"
+                    f"{self._record_where(row)}: {self.resource.records.key} appears twice"
+                    " with different content"
                 )
         return None if all(keep) else keep

@@ -1,0 +1,80 @@
+"""The data that flows client -> fetch -> bodies -> tables -> dlt, at the bottom of the import graph.
+
+Every module passes these along; none of them needs anything but the errors module, so no stage
+reaches back into an earlier one to name what it receives.
+"""
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+
+from .errors import ResponseError
+
+
+@dataclass
+class RawBody:
+    """A successful response's body as received: decoded where it is parsed, off the HTTP path."""
+
+    content: bytes
+    content_type: str
+
+
+@dataclass
+class AccountResponse:
+    """One account's response to one resource's call: its bytes as received (`raw`), or an already
+    decoded `body`; `json_body()` gives the object either way. A paged or windowed resource gives
+    one per page."""
+
+    account_id: str
+    body: dict[str, Any] | None = None
+    account_name: str | None = None
+    raw: RawBody | None = None
+
+    def json_body(self) -> dict[str, Any]:
+        """The body as exact JSON (numbers as `Decimal`); a clear error when it is not an object."""
+        if self.body is None and self.raw is not None:
+            try:
+                body = json.loads(self.raw.content, parse_float=Decimal)
+            except ValueError:
+                raise ResponseError(
+                    f"account {self.account_id}: the response is not valid JSON"
+                    f" ({self.raw.content_type}, {len(self.raw.content)} bytes)"
+                ) from None
+            if not isinstance(body, dict):
+                raise ResponseError(
+                    f"account {self.account_id}: expected a JSON object, got {type(body).__name__}"
+                )
+            self.body = body
+        return self.body or {}
+
+
+@dataclass
+class ParsedBatch:
+    """Typed tables of one resource for a batch of accounts; the resource's last batch of a run
+    names every account it holds (`completed_accounts`).
+
+    `records` are the resource's records (invoices, payments, the plan, charges), `items` the
+    records' nested list (invoice items, seat discounts) or None, `summary` one row per account
+    and run (past-due snapshots) or None."""
+
+    resource: str
+    records: pa.Table
+    items: pa.Table | None
+    summary: pa.Table | None
+    errors: pa.Table
+    completed_accounts: list[str] | None = None
+
+    @property
+    def invoices(self) -> pa.Table:
+        """Past-due's name for its records."""
+        return self.records
+
+    @property
+    def snapshots(self) -> pa.Table:
+        """Past-due's name for its summary."""
+        if self.summary is None:
+            raise AttributeError(f"{self.resource} has no summary table")
+        return self.summary
