@@ -18,17 +18,20 @@ from typing import Any
 import dlt
 import pyarrow as pa
 from dlt.common.pipeline import LoadInfo
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 if __package__ in (None, ""):  # run as a script from a clone
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from pipelines.pending import load_pending  # noqa: E402
 from pipelines.recovery import recover  # noqa: E402
 from pipelines.run_lock import run_lock  # noqa: E402
 from sources.docusign_billing import docusign_billing, settings  # noqa: E402
 from sources.docusign_billing.errors import ConfigError  # noqa: E402
 
 Progress = Callable[[str], None]
+_STALE_SHOWN = 5
 
 
 @dataclass
@@ -41,6 +44,11 @@ class Summary:
     past_due: dict[str, Decimal] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     """One message per account whose call failed in the latest run."""
+    stale: dict[str, int] = field(default_factory=dict)
+    """Accounts the latest run did not load (nor fail) that still have current invoices, with
+    their count: removed from `account_ids` or not selected, their last state stays current."""
+    dataset: str = ""
+    """The dataset (schema) name as the destination normalized it."""
     seconds: float = 0.0
 
 
@@ -49,9 +57,13 @@ def make_pipeline(
     dataset_name: str = settings.DATASET_NAME,
     pipelines_dir: str | None = None,
     duckdb_file: str = settings.DUCKDB_FILE,
+    pipeline_name: str = settings.PIPELINE_NAME,
 ) -> dlt.Pipeline:
     """DuckDB file in the working directory unless another dlt destination is named."""
     if destination in (None, "duckdb"):
+        folder = os.path.dirname(os.path.abspath(duckdb_file))
+        if not os.path.isdir(folder):
+            raise ConfigError(f"the folder of the DuckDB file {duckdb_file!r} does not exist")
         if os.path.splitext(os.path.basename(duckdb_file))[0] == dataset_name:
             # DuckDB cannot tell catalog from schema then and dlt's merge SQL fails to bind
             raise ConfigError(
@@ -61,7 +73,7 @@ def make_pipeline(
     else:
         target = destination
     return dlt.pipeline(
-        pipeline_name=settings.PIPELINE_NAME,
+        pipeline_name=pipeline_name,
         destination=target,
         dataset_name=dataset_name,
         pipelines_dir=pipelines_dir,
@@ -111,7 +123,8 @@ def load(
     """Extracts, normalizes and loads in explicit steps so a scheduler's log shows where time goes.
 
     Packages left pending by an interrupted run are normalized and loaded before the extract, so
-    the source sees in the destination everything extracted before (it sends only new items).
+    the source sees in the destination everything extracted before (it sends only new items);
+    one that fails to load again is set aside (`pipelines/pending.py`) instead of blocking the run.
     One run at a time per pipeline folder: a second one raises `RunInProgressError` at once.
     """
     with run_lock(pipeline):
@@ -119,10 +132,7 @@ def load(
         started = time.monotonic()
         for message in recover(pipeline).messages():  # what a killed earlier run left behind
             progress(message)
-        if pipeline.has_pending_data:
-            progress("loading what an interrupted run left pending")
-            pipeline.normalize()
-            pipeline.load()
+        load_pending(pipeline, progress)
         progress("extracting past-due invoices")
         with cyclic_gc_paused():
             pipeline.extract(source)
@@ -136,14 +146,28 @@ def load(
 
 
 def summarize(pipeline: dlt.Pipeline) -> Summary:
-    """Counts from the destination itself: what landed, not what was sent."""
+    """Counts from the destination itself: what landed, not what was sent.
+
+    Reads only the tables that exist there (a new destination may lack `account_errors` that an
+    older run of the same pipeline folder recorded): the load has committed when this runs, and
+    nothing after it may fail the run."""
     summary = Summary()
     with pipeline.sql_client() as client:
+        summary.dataset = client.dataset_name  # as the destination normalized it
+
+        def rows(sql: str) -> list[Any]:
+            try:
+                return list(client.execute_sql(sql) or [])
+            except DatabaseUndefinedRelation:
+                return []  # the table was never created in this destination
+
         snapshots = client.make_qualified_table_name(settings.SNAPSHOTS_TABLE)
         invoices = client.make_qualified_table_name(settings.INVOICES_TABLE)
         items = client.make_qualified_table_name(settings.ITEMS_TABLE)
-        latest = f"SELECT * FROM {snapshots} WHERE snapshot_at = (SELECT max(snapshot_at) FROM {snapshots})"
-        for currency, accounts, total in client.execute_sql(
+        errors = client.make_qualified_table_name(settings.ERRORS_TABLE)
+        run_at = f"(SELECT max(snapshot_at) FROM {snapshots})"
+        latest = f"SELECT * FROM {snapshots} WHERE snapshot_at = {run_at}"
+        for currency, accounts, total in rows(
             f"SELECT currency_code, count(*), sum(past_due_balance) FROM ({latest}) s GROUP BY 1 ORDER BY 1"
         ):
             summary.accounts += accounts
@@ -152,34 +176,50 @@ def summarize(pipeline: dlt.Pipeline) -> Summary:
             f"SELECT _dlt_id FROM {invoices} WHERE _dlt_valid_to IS NULL"
             f" AND account_id IN (SELECT account_id FROM ({latest}) s)"
         )
-        summary.invoices = client.execute_sql(f"SELECT count(*) FROM ({current}) c")[0][0]
-        summary.items = client.execute_sql(
-            f"SELECT count(*) FROM {items} WHERE _dlt_parent_id IN ({current})"
+        summary.invoices = (rows(f"SELECT count(*) FROM ({current}) c") or [(0,)])[0][0]
+        summary.items = (
+            rows(f"SELECT count(*) FROM {items} WHERE _dlt_parent_id IN ({current})") or [(0,)]
         )[0][0]
-        if settings.ERRORS_TABLE in pipeline.default_schema.data_table_names():
-            errors = client.make_qualified_table_name(settings.ERRORS_TABLE)
-            summary.failures = [
-                message
-                for (message,) in client.execute_sql(
-                    f"SELECT message FROM {errors} WHERE snapshot_at = (SELECT max(snapshot_at) FROM {snapshots})"
-                    " ORDER BY account_id"
-                )
-            ]
+        failed = rows(
+            f"SELECT account_id, message FROM {errors} WHERE snapshot_at = {run_at} ORDER BY 1"
+        )
+        summary.failures = [message for _, message in failed]
+        summary.stale = {
+            account_id: count
+            for account_id, count in rows(
+                f"SELECT account_id, count(*) FROM {invoices} WHERE _dlt_valid_to IS NULL"
+                f" AND account_id NOT IN (SELECT account_id FROM ({latest}) s)"
+                " GROUP BY 1 ORDER BY 1"
+            )
+            if account_id not in {failed_id for failed_id, _ in failed}
+        }
     return summary
 
 
-def format_summary(summary: Summary, pipeline: dlt.Pipeline) -> str:
+def format_summary(summary: Summary, pipeline: dlt.Pipeline, where: str = "") -> str:
+    """The summary as printed; `where` names the DuckDB file (or other location) written."""
     totals = ", ".join(f"{cur} {amount:,.2f}" for cur, amount in summary.past_due.items()) or "none"
+    stale = list(summary.stale)
     return "\n".join(
         [
             f"loaded {summary.accounts} accounts into {pipeline.destination.destination_name}"
-            f" dataset {pipeline.dataset_name} in {summary.seconds:.1f} s",
+            f" dataset {summary.dataset or pipeline.dataset_name}{where} in {summary.seconds:.1f} s",
             f"  past-due invoices: {summary.invoices}   invoice items: {summary.items}",
             f"  past-due total: {totals}",
             *(
                 [f"  FAILED accounts: {len(summary.failures)}"]
                 + [f"    {m}" for m in summary.failures]
                 if summary.failures
+                else []
+            ),
+            *(
+                [
+                    f"  stale: {len(stale)} accounts not in this run still have current invoices"
+                    " (removed from account_ids or not selected): "
+                    + ", ".join(stale[:_STALE_SHOWN])
+                    + (", ..." if len(stale) > _STALE_SHOWN else "")
+                ]
+                if stale
                 else []
             ),
         ]

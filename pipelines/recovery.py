@@ -250,6 +250,11 @@ def restart_staging_work(packages: PackageStorage, load_id: str, tables: set[str
     storage.delete(applied_path)
 
 
+def appended_tables(schema: Schema, packages: PackageStorage, load_id: str) -> set[str]:
+    """The package's append tables whose rows carry `_dlt_load_id` (`remove_rows` finds them)."""
+    return _restartable_tables(schema, packages, load_id)[1]
+
+
 def _restartable_tables(
     schema: Schema, packages: PackageStorage, load_id: str
 ) -> tuple[set[str], set[str]]:

@@ -3,6 +3,10 @@
 Run as `python -m tests.helpers_killer KILL_POINT docusign-billing-args...`. The process patches
 one dlt function so that, at the named point, it kills itself with SIGKILL (no cleanup, no
 finally blocks, no atexit: like a power cut or the OOM killer), then runs the real CLI `main()`.
+`SIGINT@KILL_POINT` / `SIGTERM@KILL_POINT` send that signal instead and carry on (what Ctrl-C or
+a scheduler stopping the job does), at the same points and also:
+  extract           after the first account's response arrived
+  summary           when the summary starts (the load has committed)
 
 Kill points:
   normalize-mid     after the worker wrote the normalized files, before dlt commits the package
@@ -22,11 +26,17 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+_SIGNAL = signal.SIGKILL
+_sent: list[int] = []
+
 
 def _die() -> None:
+    if _sent:
+        return  # a stop signal is sent once (a second one is dlt's "force stop")
     sys.stdout.flush()
     sys.stderr.flush()
-    os.kill(os.getpid(), signal.SIGKILL)
+    _sent.append(_SIGNAL)
+    os.kill(os.getpid(), _SIGNAL)
 
 
 def _after(owner: Any, name: str, when: Callable[..., bool] = lambda *a, **k: True) -> None:
@@ -43,7 +53,25 @@ def _after(owner: Any, name: str, when: Callable[..., bool] = lambda *a, **k: Tr
 
 
 def arm(point: str) -> None:
-    if point == "normalize-mid":
+    global _SIGNAL
+    if "@" in point:
+        name, point = point.split("@", 1)
+        _SIGNAL = signal.Signals[name]
+    if point == "extract":
+        from sources.docusign_billing.client import DocuSignClient
+
+        _after(DocuSignClient, "past_due_invoices")
+    elif point == "summary":
+        import pipelines.cli
+
+        original = pipelines.cli.summarize
+
+        def signalled(*args: Any) -> Any:
+            _die()
+            return original(*args)
+
+        pipelines.cli.summarize = signalled
+    elif point == "normalize-mid":
         from dlt.normalize import normalize
 
         _after(normalize, "w_normalize_files")

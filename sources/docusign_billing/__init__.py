@@ -14,7 +14,7 @@ from . import settings
 from .accounts import check_selection, discover, normalize_account_ids, plan
 from .auth import DocuSignCredentials, make_auth
 from .batches import parsed_batches
-from .client import HttpSettings, validate_base_url
+from .client import HttpSettings, check_setting, validate_base_url
 from .fetch import fetch_accounts
 from .loaded import loaded_item_versions
 from .oauth import AccountInfo
@@ -78,6 +78,7 @@ def docusign_billing(
     base_url = validate_base_url(base_url) if base_url else None
     auth = make_auth(credentials)
     http = HttpSettings(request_timeout, max_attempts, backoff_factor, max_retry_delay)
+    check_setting("max_workers", max_workers, minimum=1)
 
     @dlt.resource(selected=False)
     def account_batches() -> Iterator[ParsedBatch]:

@@ -20,6 +20,7 @@ import pyarrow.json as pa_json
 from .client import RawBody
 from .errors import ResponseError
 from .parse import ACCOUNT_FIELDS, INVOICE_FIELDS, INVOICES_KEY, ITEM_FIELDS, ITEMS_KEY
+from .text import as_utf8, check_text, decode, is_clean
 
 _TEXT = pa.string()
 _ITEM = pa.struct([(field, _TEXT) for field in ITEM_FIELDS])
@@ -43,8 +44,9 @@ class AccountResponse:
     def json_body(self) -> dict[str, Any]:
         """The body as exact JSON (numbers as `Decimal`); a clear error when it is not an object."""
         if self.body is None and self.raw is not None:
+            content = as_utf8(self.raw.content, self.raw.content_type)
             try:
-                body = json.loads(self.raw.content, parse_float=Decimal)
+                body = json.loads(decode(content), parse_float=Decimal)
             except ValueError:
                 raise ResponseError(
                     f"account {self.account_id}: the response is not valid JSON"
@@ -54,15 +56,22 @@ class AccountResponse:
                 raise ResponseError(
                     f"account {self.account_id}: expected a JSON object, got {type(body).__name__}"
                 )
+            if not is_clean(content):
+                check_text(body, self.account_id)
             self.body = body
         return self.body or {}
 
 
 def read_known(responses: Sequence[AccountResponse]) -> pa.Table | None:
     """The bodies as Arrow rows of `BODY_SCHEMA`, one per response in order; None when any body
-    holds anything but known fields as strings (or was not received as bytes)."""
-    contents = [r.raw.content for r in responses if r.raw is not None and r.body is None]
-    if not contents or len(contents) != len(responses):
+    holds anything but known fields as strings, or text that is not clean Unicode (or was not
+    received as bytes)."""
+    contents = [
+        as_utf8(r.raw.content, r.raw.content_type)
+        for r in responses
+        if r.raw is not None and r.body is None
+    ]
+    if not contents or len(contents) != len(responses) or not all(map(is_clean, contents)):
         return None
     if all(_one_line_object(c) for c in contents):
         return _read(b"\n".join(contents), len(contents))

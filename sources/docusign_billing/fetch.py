@@ -1,5 +1,6 @@
 """Fetching many accounts at once: bounded workers, one rate-limit gate, per-account failures."""
 
+import logging
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -11,6 +12,18 @@ from .accounts import AccountTarget
 from .bodies import AccountResponse
 from .client import DocuSignClient, HttpSettings, RateLimitGate
 from .errors import ApiError, AuthError
+
+PROGRESS_LOGGER = __name__
+_log = logging.getLogger(PROGRESS_LOGGER)
+
+
+@dataclass(frozen=True)
+class FetchProgress:
+    """Accounts answered so far in a run, for an operator's progress line."""
+
+    done: int
+    total: int
+    failed: int
 
 
 @dataclass
@@ -58,10 +71,23 @@ def fetch_accounts(
     try:
         # at most two responses per worker wait for the parser: memory stays flat in the accounts
         running = {pool.submit(fetch, t) for t in islice(waiting, 2 * workers)}
+        answered = failed = 0
         while running:
             done, running = wait(running, return_when=FIRST_COMPLETED)
             running |= {pool.submit(fetch, t) for t in islice(waiting, len(done))}
             for future in done:
-                yield future.result()
+                fetched = future.result()
+                answered += 1
+                failed += isinstance(fetched, AccountFailure)
+                if _log.isEnabledFor(logging.INFO):
+                    count = FetchProgress(answered, len(targets), failed)
+                    _log.info(
+                        "accounts %d/%d, %d failed",
+                        count.done,
+                        count.total,
+                        count.failed,
+                        extra={"progress": count},
+                    )
+                yield fetched
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,57 @@
+"""Packages an earlier run left pending: loaded before the extract, or set aside when they fail.
+
+A package is left pending when its run was killed, or when its load failed (dlt keeps a package
+whose job failed with an error it classifies as transient, e.g. every DuckDB "Invalid Input"
+error, and retries it first in every later run). A package that fails to load again at the start
+of a run is not retried forever: it is aborted (dlt's `Pipeline.abort_packages`, which also
+restores the pipeline's local state to before it) and the rows its append jobs may have committed
+are deleted by their `_dlt_load_id`, so the run goes on and loads fresh data.
+
+Nothing is lost by that: the source keeps no state of its own, every run reads each account's
+whole past-due list from the API, and items are sent for every invoice version whose items the
+destination does not hold. Only the set-aside run's `past_due_snapshots` point is missing from
+the time series, like that of any run that failed.
+"""
+
+import os
+from collections.abc import Callable
+
+import dlt
+from dlt.common.storages import LoadStorage
+from dlt.common.storages.file_storage import FileStorage
+from dlt.common.storages.load_package import PackageStorage
+
+from pipelines.failures import explain
+from pipelines.recovery import appended_tables, remove_rows
+
+Progress = Callable[[str], None]
+
+
+def load_pending(pipeline: dlt.Pipeline, progress: Progress) -> None:
+    """Normalizes and loads what an earlier run left pending; sets it aside if that fails."""
+    if not pipeline.has_pending_data:
+        return
+    progress("loading what an interrupted run left pending")
+    try:
+        pipeline.normalize()
+        pipeline.load()
+    except Exception as ex:  # any failure: the package must not block every later run
+        _, reason = explain(ex)
+        load_ids = set_aside(pipeline)
+        progress(
+            f"the package(s) {', '.join(load_ids) or '?'} left by an earlier run failed to load"
+            f" again ({reason}); set aside, this run loads fresh data from the API"
+        )
+
+
+def set_aside(pipeline: dlt.Pipeline) -> list[str]:
+    """Aborts every pending package and deletes the rows their append jobs may have committed."""
+    folder = os.path.join(pipeline.working_dir, "load", LoadStorage.NORMALIZED_FOLDER)
+    normalized = PackageStorage(FileStorage(folder), LoadStorage.NORMALIZED_FOLDER)
+    load_ids = pipeline.list_normalized_load_packages()
+    for load_id in load_ids:
+        tables = appended_tables(normalized.load_schema(load_id), normalized, load_id)
+        if tables:
+            remove_rows(pipeline, load_id, tables)
+    pipeline.abort_packages()
+    return load_ids
