@@ -2,8 +2,8 @@
 
 A package is left pending when its run was killed, or when its load failed (dlt keeps a package
 whose job failed with an error it classifies as transient, e.g. every DuckDB "Invalid Input"
-error, and retries it first in every later run). A package that fails to load again at the start
-of a run is not retried forever: it is aborted (dlt's `Pipeline.abort_packages`, which also
+error, and retries it first in every later run). A package whose content fails again at the start
+of a run (a load job of it fails, or its normalization) is not retried forever: it is aborted (dlt's `Pipeline.abort_packages`, which also
 restores the pipeline's local state to before it) and the rows its append jobs may have committed
 are deleted by their `_dlt_load_id`, so the run goes on and loads fresh data.
 
@@ -20,8 +20,10 @@ import dlt
 from dlt.common.storages import LoadStorage
 from dlt.common.storages.file_storage import FileStorage
 from dlt.common.storages.load_package import PackageStorage
+from dlt.load.exceptions import LoadClientJobException
+from dlt.pipeline.exceptions import PipelineStepFailed
 
-from pipelines.failures import explain
+from pipelines.failures import causes, explain
 from pipelines.recovery import appended_tables, remove_rows
 
 Progress = Callable[[str], None]
@@ -35,13 +37,25 @@ def load_pending(pipeline: dlt.Pipeline, progress: Progress) -> None:
     try:
         pipeline.normalize()
         pipeline.load()
-    except Exception as ex:  # any failure: the package must not block every later run
+    except Exception as ex:
+        if not caused_by_content(ex):
+            raise  # the destination is unavailable (locked, unreachable): the package is fine
         _, reason = explain(ex)
         load_ids = set_aside(pipeline)
         progress(
             f"the package(s) {', '.join(load_ids) or '?'} left by an earlier run failed to load"
             f" again ({reason}); set aside, this run loads fresh data from the API"
         )
+
+
+def caused_by_content(ex: Exception) -> bool:
+    """Whether a failure came from a package's content: a load job failed on it, or its
+    normalization did; not a destination that could not be opened or reached."""
+    return any(
+        isinstance(cause, LoadClientJobException)
+        or (isinstance(cause, PipelineStepFailed) and cause.step == "normalize")
+        for cause in causes(ex)
+    )
 
 
 def set_aside(pipeline: dlt.Pipeline) -> list[str]:

@@ -154,6 +154,13 @@ def test_malformed_toml_names_the_file_and_line(sandbox, cli_env, tmp_path):
         ([], {"SOURCES__DOCUSIGN_BILLING__ACCOUNT_IDS": ""}, "no account ids"),
         (["--destination", "postgres"], {}, "destination.postgres.credentials"),
         (["--destination", "nosuchdest"], {}, "unknown destination 'nosuchdest' (a dlt"),
+        (
+            ["--destination", "snowflake"],
+            {
+                "DESTINATION__SNOWFLAKE__CREDENTIALS": "snowflake://u:p@account/db",
+            },
+            "pip install",
+        ),
     ],
 )
 def test_cli_configuration_edges_exit_2(sandbox, cli_env, tmp_path, args, extra_env, expected):
