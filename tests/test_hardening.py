@@ -359,3 +359,42 @@ def test_sigterm_from_outside_during_a_slow_extract(sandbox, cli_env, tmp_path):
     sandbox.latency = 0.0
     again = cli("run", env=cli_env(sandbox), cwd=tmp_path)
     assert again.returncode == 0 and f"loaded {len(sandbox.account_ids)} accounts" in again.stdout
+
+
+# -- progress on a terminal -----------------------------------------------------------------------
+
+
+def test_account_progress_on_a_terminal_only(sandbox, cli_env, tmp_path):
+    import pty
+
+    sandbox.deny_admin(sandbox.account_ids[0])
+    leader, follower = pty.openpty()
+    try:
+        result = subprocess.run(
+            [CLI, "run"],
+            env=cli_env(sandbox),
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            timeout=120,
+        )
+        os.close(follower)
+        follower = -1
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the terminal's other side is closed and drained
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+    total = len(sandbox.account_ids)
+    assert result.returncode == 3
+    assert f"accounts {total}/{total}, 1 failed".encode() in shown, shown
+    piped = cli("run", env=cli_env(sandbox), cwd=tmp_path)  # stderr is a pipe: no count line
+    assert piped.returncode == 3 and f"accounts {total}/{total}" not in piped.stderr

@@ -15,6 +15,7 @@ sends) are checked in a single pass over their bytes, so they keep the fast Arro
 import codecs
 import re
 from email.message import Message
+from functools import cache
 from typing import Any
 
 from .errors import ResponseError
@@ -30,6 +31,7 @@ _RECORDS = {INVOICES_KEY: ("invoice", "invoiceId"), ITEMS_KEY: ("item", "invoice
 """Lists of records in a body: how an error names their elements."""
 
 
+@cache  # a run sees one or two distinct Content-Type values
 def declared_charset(content_type: str) -> str:
     """The Python codec of the `charset` a `Content-Type` declares; UTF-8 when none or unknown."""
     message = Message()
@@ -57,7 +59,7 @@ def as_utf8(content: bytes, content_type: str) -> bytes:
 
 def is_clean(content: bytes) -> bool:
     """Whether UTF-8 `content` holds only valid Unicode text: what Arrow may read as it is."""
-    if _SURROGATE_ESCAPE.search(content):
+    if b"\\" in content and _SURROGATE_ESCAPE.search(content):  # memchr: most bodies escape nothing
         return False  # pairs are fine, but only decoding tells a pair from a lone half
     if content.isascii():
         return True
