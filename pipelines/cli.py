@@ -1,6 +1,6 @@
 """`docusign-billing`: run the pipeline, run the demo, query the DuckDB file.
 
-Exit codes (`pipelines/failures.py`): 0 loaded, 1 the run failed (worth a retry), 2 needs a human
+Exit codes: 0 loaded, 1 the run failed (worth a retry), 2 needs a human
 (configuration, rejected credentials), 3 some accounts failed and the others loaded, 130 / 143
 stopped by SIGINT / SIGTERM. Failures print one line on stderr.
 """
@@ -15,7 +15,13 @@ from typing import Any
 from dlt.common.exceptions import DltException
 
 from pipelines import progress
-from pipelines.docusign_billing_pipeline import format_summary, load, make_pipeline, summarize
+from pipelines.docusign_billing_pipeline import (
+    format_summary,
+    load,
+    make_pipeline,
+    recorded_failures,
+    summarize,
+)
 from pipelines.failures import (
     EXIT_CONFIG,
     EXIT_FAILED,
@@ -67,7 +73,7 @@ def _load_and_report(
         summary = summarize(pipeline)
     except Exception as ex:  # the data is in; only the report of it is missing
         progress.say(f"loaded; the summary could not be read ({explain(ex)[1]})")
-        return EXIT_PARTIAL if progress.failed_accounts(info) else EXIT_OK
+        return EXIT_PARTIAL if recorded_failures(info) else EXIT_OK
     summary.seconds = time.monotonic() - started
     where = f" (file {os.path.abspath(args.duckdb_file)})" if args.destination == "duckdb" else ""
     print(format_summary(summary, pipeline, where))
@@ -108,8 +114,15 @@ def _query(args: argparse.Namespace) -> None:
         raise DocuSignBillingError(f"query failed: {str(ex).splitlines()[0]}") from None
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows each option's default and keeps the descriptions' line breaks."""
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default (options without one say in their help what applies) and
+    keeps the descriptions' line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        help_text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in help_text:
+            help_text += " (default: %(default)s)"
+        return help_text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,7 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(
             "--dataset",
             default=dataset,
-            help="dataset (schema) name; the destination may normalize it (printed as it became)",
+            help="dataset (schema) name; the destination may normalize it (printed as it became)"
+            + (
+                ""
+                if dataset
+                else f" (default: {settings.DATASET_NAME} in the demo's DuckDB file,"
+                f" {settings.DEMO_DATASET_NAME} on other destinations)"
+            ),
         )
         parser.add_argument(
             "--duckdb-file", default=duckdb_file, help="DuckDB file, with --destination duckdb"

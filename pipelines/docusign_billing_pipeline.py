@@ -196,6 +196,17 @@ def summarize(pipeline: dlt.Pipeline) -> Summary:
     return summary
 
 
+def recorded_failures(info: LoadInfo) -> bool:
+    """Whether a run's load holds failed accounts (a job of the errors table): what the exit code
+    says when the summary cannot be read."""
+    return any(
+        job.job_file_info.table_name == settings.ERRORS_TABLE
+        for package in info.load_packages
+        for jobs in package.jobs.values()
+        for job in jobs
+    )
+
+
 def format_summary(summary: Summary, pipeline: dlt.Pipeline, where: str = "") -> str:
     """The summary as printed; `where` names the DuckDB file (or other location) written."""
     totals = ", ".join(f"{cur} {amount:,.2f}" for cur, amount in summary.past_due.items()) or "none"

@@ -13,9 +13,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from dlt.common.pipeline import LoadInfo
-
-from sources.docusign_billing import settings
 from sources.docusign_billing.fetch import PROGRESS_LOGGER, FetchProgress
 
 PREFIX = "docusign-billing: "
@@ -76,13 +73,3 @@ def shown() -> Iterator[None]:
         logger.setLevel(level)
         _line.end_line()
         _line = None
-
-
-def failed_accounts(info: LoadInfo) -> bool:
-    """Whether the run's load recorded failed accounts (a job of the errors table)."""
-    return any(
-        job.job_file_info.table_name == settings.ERRORS_TABLE
-        for package in info.load_packages
-        for jobs in package.jobs.values()
-        for job in jobs
-    )

@@ -7,6 +7,7 @@ finally blocks, no atexit: like a power cut or the OOM killer), then runs the re
 a scheduler stopping the job does), at the same points and also:
   extract           after the first account's response arrived
   summary           when the summary starts (the load has committed)
+`summary-fails` (no signal, no kill) makes the summary raise a destination error after the load.
 
 Kill points:
   normalize-mid     after the worker wrote the normalized files, before dlt commits the package
@@ -71,6 +72,15 @@ def arm(point: str) -> None:
             return original(*args)
 
         pipelines.cli.summarize = signalled
+    elif point == "summary-fails":
+        from dlt.destinations.exceptions import DatabaseTransientException
+
+        import pipelines.cli
+
+        def failing(*args: Any) -> Any:
+            raise DatabaseTransientException(RuntimeError("the destination went away"))
+
+        pipelines.cli.summarize = failing
     elif point == "normalize-mid":
         from dlt.normalize import normalize
 

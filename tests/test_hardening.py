@@ -115,6 +115,30 @@ def test_summary_reads_only_what_exists_a_loaded_run_exits_0(sandbox, cli_env, t
     assert "Catalog Error" not in fresh.stderr
 
 
+@pytest.mark.parametrize("failed_accounts, code", [(0, 0), (1, 3)])
+def test_summary_failing_after_the_load_keeps_the_runs_exit_code(
+    sandbox, runner, cli_env, tmp_path, failed_accounts, code
+):
+    for account_id in sandbox.account_ids[:failed_accounts]:
+        sandbox.deny_admin(account_id)
+    args = ["run", "--pipelines-dir", runner.pipelines_dir, "--duckdb-file", runner.duckdb_file]
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.helpers_killer", "summary-fails", *args],
+        env=with_repo_on_path(cli_env(sandbox)),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == code, result.stderr
+    assert (
+        "loaded; the summary could not be read (destination error: the destination went away)"
+        in (result.stderr)
+    )
+    loaded = len(sandbox.account_ids) - failed_accounts
+    assert runner.rows("SELECT count(*) FROM billing.past_due_snapshots") == [(loaded,)]
+
+
 @pytest.mark.parametrize(
     "config, setting",
     [
