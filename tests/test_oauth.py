@@ -303,7 +303,6 @@ def test_no_secret_of_any_auth_method_leaks(hosts, tmp_path, cli_env):
     ]  # the last: every issued access token
     common = {
         "RUNTIME__LOG_LEVEL": "DEBUG",
-        "SOURCES__DOCUSIGN_BILLING__ACCOUNT_IDS": "",
         "SOURCES__DOCUSIGN_BILLING__BASE_URL": "",
         "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__OAUTH_BASE_URL": hosts.oauth_base_url,
     }
@@ -333,11 +332,12 @@ def test_no_secret_of_any_auth_method_leaks(hosts, tmp_path, cli_env):
                 "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__CLIENT_SECRET": client_secret + "-wrong",
                 "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__REFRESH_TOKEN": refresh_token,
             },
-            1,
+            2,  # rejected credentials
         ),
     ]
     env = cli_env(hosts)
     del env["SOURCES__DOCUSIGN_BILLING__CREDENTIALS__ACCESS_TOKEN"]
+    del env["SOURCES__DOCUSIGN_BILLING__ACCOUNT_IDS"]  # discovered (set but empty is an error)
     for extra, expected in runs:
         result = subprocess.run(
             [CLI, "run"],
@@ -348,7 +348,7 @@ def test_no_secret_of_any_auth_method_leaks(hosts, tmp_path, cli_env):
             timeout=120,
         )
         assert result.returncode == expected, result.stderr[-2000:]
-        assert "DEBUG" in result.stderr or expected == 1  # the runs did log at DEBUG level
+        assert "DEBUG" in result.stderr or expected == 2  # the runs did log at DEBUG level
         for secret in secrets:
             assert secret not in result.stdout and secret not in result.stderr
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
