@@ -68,7 +68,7 @@ def main(
     """The limited run is the target; the unlimited one shows what concurrency alone reaches."""
     workers, origin = worker_count()
     ideal = accounts * latency / workers
-    rows = []
+    rows: list[list[Any]] = []
     for label, run_limit in (("none", None), (f"{limit[0]}/{limit[1]:g} s", limit)):
         r = fan_out(accounts, latency, run_limit)
         rate_floor = accounts * run_limit[1] / run_limit[0] if run_limit else 0.0

@@ -177,7 +177,7 @@ def main(scales: Sequence[int] = SCALES) -> bool:
     """Parent: one child per scale, then the largest again with DuckDB's own memory default instead
     of the product's cap (shown, not judged: the targets are for default settings), then the table
     and the targets."""
-    results = []
+    results: list[dict[str, Any]] = []
     judged = RATIO_SCALE if RATIO_SCALE in scales else scales[-1]
     runs = [(invoices, "") for invoices in scales] + [(judged, duckdb_default_memory_limit())]
     with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
@@ -194,7 +194,7 @@ def main(scales: Sequence[int] = SCALES) -> bool:
     for r in [*results, uncapped]:
         ratio = r["seconds"] / r["bound_seconds"]
         stages = " / ".join(f"{s:.1f}" for s in r["stages"].values())
-        peaks = " / ".join(f"{m:.0f}" for m in r["stage_rss_mb"].values())
+        stage_peaks = " / ".join(f"{m:.0f}" for m in r["stage_rss_mb"].values())
         rows.append(
             [
                 r["invoices"],
@@ -209,7 +209,7 @@ def main(scales: Sequence[int] = SCALES) -> bool:
                 r["dlt_floor_seconds"],
                 r["dlt_floor_seconds"] / r["bound_seconds"],
                 max(r["stage_rss_mb"].values()),
-                peaks,
+                stage_peaks,
             ]
         )
     common.print_table(

@@ -22,6 +22,7 @@ from pipelines.docusign_billing_pipeline import (
     recorded_failures,
     summarize,
 )
+from pipelines.events import FORMATS
 from pipelines.failures import (
     EXIT_CONFIG,
     EXIT_FAILED,
@@ -32,6 +33,7 @@ from pipelines.failures import (
 )
 from pipelines.signals import Stopped, stop_of, stop_on_signals
 from sources.docusign_billing import settings
+from sources.docusign_billing.dlt_internals import check_dlt
 from sources.docusign_billing.errors import ConfigError, DocuSignBillingError
 
 __all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_PARTIAL", "explain"]
@@ -71,12 +73,23 @@ def _load_and_report(
     # the load has committed: nothing after this line may turn the run into a failed one
     try:
         summary = summarize(pipeline)
+        progress.events.accounts(pipeline)
     except Exception as ex:  # the data is in; only the report of it is missing
         progress.say(f"loaded; the summary could not be read ({explain(ex)[1]})")
         return EXIT_PARTIAL if recorded_failures(info) else EXIT_OK
     summary.seconds = time.monotonic() - started
     where = f" (file {os.path.abspath(args.duckdb_file)})" if args.destination == "duckdb" else ""
     print(format_summary(summary, pipeline, where))
+    progress.emit(
+        "load_done",
+        destination=pipeline.destination.destination_name,
+        dataset=summary.dataset or pipeline.dataset_name,
+        accounts=summary.accounts,
+        failed_accounts=len(summary.failures),
+        invoices=summary.invoices,
+        items=summary.items,
+        seconds=round(summary.seconds, 3),
+    )
     if summary.failures:
         progress.say(f"partial failure: {len(summary.failures)} accounts failed, the others loaded")
         return EXIT_PARTIAL
@@ -102,7 +115,10 @@ def _query(args: argparse.Namespace) -> None:
         raise ConfigError(f"the DuckDB file {args.duckdb_file!r} does not exist")
     # read-only, and unless asked no access to other files: the SQL cannot COPY ... TO a file,
     # read_text() or ATTACH; `lock_configuration` keeps the SQL from switching it back on
-    config = {"enable_external_access": bool(args.allow_files), "lock_configuration": True}
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "enable_external_access": bool(args.allow_files),
+        "lock_configuration": True,
+    }
     try:
         with duckdb.connect(args.duckdb_file, read_only=True, config=config) as connection:
             result = connection.sql(args.sql)
@@ -215,6 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="let the SQL read and write local files (COPY ... TO 'x.csv', read_csv, ...)",
     )
+    for subcommand in commands.choices.values():  # every command, after its name
+        subcommand.add_argument(
+            "--log-format",
+            choices=FORMATS,
+            default="text",
+            help="json: one JSON object per event on stderr",
+        )
     return parser
 
 
@@ -253,10 +276,17 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    with stop_on_signals() as signals, progress.shown():
+    with stop_on_signals() as signals, progress.shown(args.log_format):
+        fields = ("destination", "dataset", "accounts")
+        progress.emit(
+            "run_start",
+            command=args.command,
+            **{f: getattr(args, f) for f in fields if getattr(args, f, None)},
+        )
         stopped = None
         try:
             try:
+                check_dlt(say=lambda line: progress.emit("warning", line, message=line))
                 code = _dispatch(args)
             finally:
                 signals.hold()  # the run is over: a signal now only changes the exit code
@@ -264,11 +294,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             stopped = stop_of(ex)
             if stopped is None:
                 code, message = explain(ex)
-                progress.say(message)
+                progress.emit("error", message, exit_code=code, message=message)
         stopped = stopped or signals.received()
         if stopped is not None:
             code = stopped.exit_code
-            progress.say(f"stopped by {stopped}: the next run completes what this run left")
+            message = f"stopped by {stopped}: the next run completes what this run left"
+            progress.emit("error", message, exit_code=code, message=message)
     return code
 
 

@@ -9,7 +9,7 @@ import gc
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -19,16 +19,17 @@ import dlt
 import pyarrow as pa
 from dlt.common.pipeline import LoadInfo
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
-from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+from sources.docusign_billing.dlt_internals import DuckDbCredentials  # noqa: E402
 
 if __package__ in (None, ""):  # run as a script from a clone
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from pipelines.pending import load_pending  # noqa: E402
-from pipelines.recovery import recover  # noqa: E402
-from pipelines.run_lock import run_lock  # noqa: E402
 from sources.docusign_billing import docusign_billing, settings  # noqa: E402
 from sources.docusign_billing.errors import ConfigError  # noqa: E402
+from sources.docusign_billing.recovery import recover  # noqa: E402
+from sources.docusign_billing.run_lock import run_lock  # noqa: E402
 
 Progress = Callable[[str], None]
 _STALE_SHOWN = 5
@@ -53,13 +54,13 @@ class Summary:
 
 
 def make_pipeline(
-    destination: str | None = None,
+    destination: Any = None,
     dataset_name: str = settings.DATASET_NAME,
     pipelines_dir: str | None = None,
     duckdb_file: str = settings.DUCKDB_FILE,
     pipeline_name: str = settings.PIPELINE_NAME,
 ) -> dlt.Pipeline:
-    """DuckDB file in the working directory unless another dlt destination is named."""
+    """DuckDB file in the working directory unless another dlt destination (name or factory) is given."""
     if destination in (None, "duckdb"):
         folder = os.path.dirname(os.path.abspath(duckdb_file))
         if not os.path.isdir(folder):
@@ -76,7 +77,7 @@ def make_pipeline(
         pipeline_name=pipeline_name,
         destination=target,
         dataset_name=dataset_name,
-        pipelines_dir=pipelines_dir,
+        pipelines_dir=pipelines_dir,  # type: ignore[arg-type]  # dlt: `str = None`, None = its default
     )
 
 
@@ -155,9 +156,9 @@ def summarize(pipeline: dlt.Pipeline) -> Summary:
     with pipeline.sql_client() as client:
         summary.dataset = client.dataset_name  # as the destination normalized it
 
-        def rows(sql: str) -> list[Any]:
+        def rows(sql: str) -> Sequence[Sequence[Any]]:
             try:
-                return list(client.execute_sql(sql) or [])
+                return client.execute_sql(sql) or []  # None only for statements without rows
             except DatabaseUndefinedRelation:
                 return []  # the table was never created in this destination
 

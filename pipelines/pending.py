@@ -3,28 +3,27 @@
 A package is left pending when its run was killed, or when its load failed (dlt keeps a package
 whose job failed with an error it classifies as transient, e.g. every DuckDB "Invalid Input"
 error, and retries it first in every later run). A package whose content fails again at the start
-of a run (a load job of it fails, or its normalization) is not retried forever: it is aborted (dlt's `Pipeline.abort_packages`, which also
-restores the pipeline's local state to before it) and the rows its append jobs may have committed
-are deleted by their `_dlt_load_id`, so the run goes on and loads fresh data.
+of a run (a load job of it fails, or its normalization) is not retried forever: it is aborted
+(dlt's `Pipeline.abort_packages`, which also restores the pipeline's local state to before it)
+and the rows its append jobs may have committed are deleted by their `_dlt_load_id`, so the run
+goes on and loads fresh data. A destination that cannot be opened or reached is no reason: the
+package is fine and waits for the next run.
 
 Nothing is lost by that: the source keeps no state of its own, every run reads each account's
 whole past-due list from the API, and items are sent for every invoice version whose items the
-destination does not hold. Only the set-aside run's `past_due_snapshots` point is missing from
-the time series, like that of any run that failed.
+destination does not hold. The set-aside run's `past_due_snapshots` point is missing from the
+time series, like that of any run that failed; a merge of it that had committed stays (an SCD2
+invoice version, retired by the next run when the API no longer sends it).
 """
 
-import os
 from collections.abc import Callable
 
 import dlt
-from dlt.common.storages import LoadStorage
-from dlt.common.storages.file_storage import FileStorage
-from dlt.common.storages.load_package import PackageStorage
 from dlt.load.exceptions import LoadClientJobException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines.failures import causes, explain
-from pipelines.recovery import appended_tables, remove_rows
+from sources.docusign_billing.recovery import remove_appended_rows
 
 Progress = Callable[[str], None]
 
@@ -60,12 +59,8 @@ def caused_by_content(ex: Exception) -> bool:
 
 def set_aside(pipeline: dlt.Pipeline) -> list[str]:
     """Aborts every pending package and deletes the rows their append jobs may have committed."""
-    folder = os.path.join(pipeline.working_dir, "load", LoadStorage.NORMALIZED_FOLDER)
-    normalized = PackageStorage(FileStorage(folder), LoadStorage.NORMALIZED_FOLDER)
-    load_ids = pipeline.list_normalized_load_packages()
+    load_ids = list(pipeline.list_normalized_load_packages())
     for load_id in load_ids:
-        tables = appended_tables(normalized.load_schema(load_id), normalized, load_id)
-        if tables:
-            remove_rows(pipeline, load_id, tables)
+        remove_appended_rows(pipeline, load_id)
     pipeline.abort_packages()
     return load_ids

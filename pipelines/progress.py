@@ -1,10 +1,10 @@
 """What the CLI tells the operator on stderr while it runs.
 
-Step lines always (`say`); on a terminal also one line that counts accounts fetched / total and
-the failures so far, redrawn in place, so a run over thousands of accounts is not silent. The
-source reports that count as log records of `sources.docusign_billing.fetch` carrying a
-`progress` attribute (`FetchProgress`); when stderr is not a terminal (a scheduler's log) they are
-not shown.
+Events always (`emit`, `say`: text lines or JSON objects, `pipelines/events.py`); in the text
+format on a terminal also one line that counts accounts fetched / total and the failures so far,
+redrawn in place, so a run over thousands of accounts is not silent. The source reports that
+count as log records of `sources.docusign_billing.fetch` carrying a `progress` attribute
+(`FetchProgress`); when stderr is not a terminal (a scheduler's log) they are not shown.
 """
 
 import logging
@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from pipelines.events import Events
 from sources.docusign_billing.fetch import PROGRESS_LOGGER, FetchProgress
 
 PREFIX = "docusign-billing: "
@@ -46,20 +47,29 @@ class _CountLine(logging.Handler):
 
 
 _line: _CountLine | None = None
+events = Events()
+"""Text or JSON, set by `shown()`."""
+
+
+def emit(event: str, text: str | None = None, **fields: object) -> None:
+    """One event (after the account count line, if one is drawn)."""
+    if _line is not None:
+        _line.end_line()
+    events.emit(event, text, **fields)
 
 
 def say(message: str) -> None:
-    """One line on stderr (after the account count line, if one is drawn)."""
-    if _line is not None:
-        _line.end_line()
-    print(f"{PREFIX}{message}", file=sys.stderr, flush=True)
+    """A step of the run: a `progress` event."""
+    emit("progress", message, message=message)
 
 
 @contextmanager
-def shown() -> Iterator[None]:
-    """Within the block, the account count is drawn when stderr is a terminal."""
-    global _line
-    if not sys.stderr.isatty():
+def shown(log_format: str = "text") -> Iterator[None]:
+    """Within the block events have `log_format`; in text format on a terminal the account count
+    is drawn too."""
+    global _line, events
+    events = Events(log_format)
+    if events.json or not sys.stderr.isatty():
         yield
         return
     logger = logging.getLogger(PROGRESS_LOGGER)

@@ -10,7 +10,7 @@ which Python's C-level handler fills whichever Python handler is installed), and
 before choosing the exit code.
 
 Stopping is safe at any point: the pipeline already survives SIGKILL anywhere (the next run
-repairs and completes what a killed run left, `pipelines/recovery.py`), and a signal leaves less
+repairs and completes what a killed run left, `sources/docusign_billing/recovery.py`), and a signal leaves less
 behind than a kill.
 """
 

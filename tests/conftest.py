@@ -60,6 +60,32 @@ class Runner:
         pipeline = make_pipeline(pipelines_dir=self.pipelines_dir, duckdb_file=self.duckdb_file)
         return load(pipeline, **args)
 
+    def run_plain(self, **source_args: Any) -> Any:
+        """A user's own pipeline: `pipeline.run(docusign_billing(...))`, no CLI, no `load()`.
+
+        Called again when the first call only loaded what an interrupted run left pending: dlt's
+        `run` then returns without extracting (as in dlt's docs: "run the pipeline again")."""
+        import dlt
+
+        from sources.docusign_billing import docusign_billing
+
+        args: dict[str, Any] = {
+            "account_ids": self.sandbox.account_ids,
+            "base_url": self.sandbox.base_url,
+            "credentials": TOKEN_CREDENTIALS,
+            **FAST_RETRIES,
+            **source_args,
+        }
+        pipeline = dlt.pipeline(
+            pipeline_name="docusign_billing",
+            destination=dlt.destinations.duckdb(self.duckdb_file),
+            dataset_name="billing",
+            pipelines_dir=self.pipelines_dir,
+        )
+        resumed = pipeline.has_pending_data
+        info = pipeline.run(docusign_billing(**args))
+        return pipeline.run(docusign_billing(**args)) if resumed else info
+
     def rows(self, sql: str) -> list[tuple]:
         if not os.path.exists(self.duckdb_file):
             return []

@@ -8,6 +8,9 @@ a scheduler stopping the job does), at the same points and also:
   extract           after the first account's response arrived
   summary           when the summary starts (the load has committed)
 `summary-fails` (no signal, no kill) makes the summary raise a destination error after the load.
+With `--plain PIPELINES_DIR DUCKDB_FILE` instead of the CLI's arguments it runs a user's own
+pipeline, `dlt.pipeline(...).run(docusign_billing())` (the source configured from the environment),
+and prints the CLI's "loading into duckdb" line when dlt's load step starts.
 
 Kill points:
   normalize-mid     after the worker wrote the normalized files, before dlt commits the package
@@ -65,11 +68,11 @@ def arm(point: str) -> None:
     elif point == "summary":
         import pipelines.cli
 
-        original = pipelines.cli.summarize
+        summarize = pipelines.cli.summarize
 
-        def signalled(*args: Any) -> Any:
+        def signalled(pipeline: Any) -> Any:
             _die()
-            return original(*args)
+            return summarize(pipeline)
 
         pipelines.cli.summarize = signalled
     elif point == "summary-fails":
@@ -77,7 +80,7 @@ def arm(point: str) -> None:
 
         import pipelines.cli
 
-        def failing(*args: Any) -> Any:
+        def failing(pipeline: Any) -> Any:
             raise DatabaseTransientException(RuntimeError("the destination went away"))
 
         pipelines.cli.summarize = failing
@@ -117,13 +120,38 @@ def arm(point: str) -> None:
                 print("docusign-billing: paused in load", file=sys.stderr, flush=True)
                 time.sleep(seconds)
 
-        DuckDbCopyJob.run = paused  # type: ignore[method-assign]
+        DuckDbCopyJob.run = paused  # type: ignore[method-assign,assignment]  # the test's patch
     else:
         raise SystemExit(f"unknown kill point {point!r}")
 
 
+def plain_run(pipelines_dir: str, duckdb_file: str) -> None:
+    import dlt
+    from dlt.pipeline.pipeline import Pipeline
+
+    from sources.docusign_billing import docusign_billing
+
+    original = Pipeline.load
+
+    def load(self: Any, *args: Any, **kwargs: Any) -> Any:
+        print("docusign-billing: loading into duckdb", file=sys.stderr, flush=True)
+        return original(self, *args, **kwargs)
+
+    Pipeline.load = load  # type: ignore[method-assign]
+    pipeline = dlt.pipeline(
+        pipeline_name="docusign_billing",
+        destination=dlt.destinations.duckdb(duckdb_file),
+        dataset_name="billing",
+        pipelines_dir=pipelines_dir,
+    )
+    pipeline.run(docusign_billing())
+
+
 if __name__ == "__main__":
     arm(sys.argv[1])
+    if sys.argv[2] == "--plain":
+        plain_run(sys.argv[3], sys.argv[4])
+        sys.exit(0)
     from pipelines.cli import main
 
     sys.exit(main(sys.argv[2:]))

@@ -255,7 +255,7 @@ class PostgresServer:
                 "-D",
                 str(self.data_dir),
                 "-l",
-                str(self.root / "server.log"),
+                str(self.data_dir.parent / "server.log"),
                 "-w",
                 "-t",
                 "30",

@@ -1,6 +1,6 @@
 """Two runs at once: one proceeds, the other fails fast with one clear line and exit 1; nothing corrupts.
 
-Same pipeline folder: `pipelines/run_lock.py` (flock on `<working_dir>/run.lock`, whole `load()`).
+Same pipeline folder: `sources/docusign_billing/run_lock.py` (flock on `<working_dir>/run.lock`, whole `load()`).
 Different pipeline folders, same DuckDB file: DuckDB's own file lock; the loser's package stays
 pending in its folder and loads on its next run.
 """
@@ -13,8 +13,8 @@ import pytest
 
 from pipelines.cli import EXIT_FAILED, explain
 from pipelines.docusign_billing_pipeline import make_pipeline
-from pipelines.run_lock import RunInProgressError, lock_path, run_lock
 from sources.docusign_billing.errors import DocuSignBillingError
+from sources.docusign_billing.run_lock import RunInProgressError, lock_path, run_lock
 from tests.conftest import Runner
 from tests.helpers_reliability import CLI, assert_consistent, with_repo_on_path
 
@@ -110,7 +110,7 @@ def test_two_pipeline_folders_on_one_duckdb_file(sandbox, runner, cli_env, tmp_p
     )
     seen = ""
     while "paused in load" not in seen and holder.poll() is None:
-        seen += holder.stderr.readline()
+        seen += holder.stderr.readline()  # type: ignore[union-attr]  # Popen(stderr=PIPE)
     assert "paused in load" in seen, seen
     sandbox.set_balance(
         sandbox.account_ids[0],
@@ -129,7 +129,7 @@ def test_two_pipeline_folders_on_one_duckdb_file(sandbox, runner, cli_env, tmp_p
     )
     # the source reads which item versions are loaded before its first API call: it fails at once
     assert len(sandbox.requests) == requests
-    assert holder.wait(timeout=60) == 0, holder.stderr.read()
+    assert holder.wait(timeout=60) == 0, holder.stderr.read()  # type: ignore[union-attr]
     # the holder's run is whole; ours left nothing in the dataset
     assert_consistent(runner)
     assert len(runner.rows("SELECT DISTINCT snapshot_at FROM billing.past_due_snapshots")) == 1

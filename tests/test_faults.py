@@ -11,6 +11,8 @@ import pytest
 
 from pipelines.cli import EXIT_FAILED, explain
 from sources.docusign_billing.parse import parse_decimal
+from sources.docusign_billing.sandbox import Sandbox
+from tests.conftest import Runner
 from tests.helpers_reliability import CLI, INVOICES, ITEMS, SNAPSHOTS, assert_consistent, cli
 
 STORM = {"max_attempts": 8, "backoff_factor": 0.02, "max_retry_delay": 0.5, "request_timeout": 0.5}
@@ -215,3 +217,39 @@ def test_console_script_exits_1_and_changes_nothing_when_retries_run_out(
     assert "Traceback" not in result.stderr and result.stdout == ""
     assert runner.snapshot() == before
     assert CLI.endswith("docusign-billing")
+
+
+@pytest.mark.parametrize(
+    "fault, options",
+    [
+        pytest.param("hourly", {"ratelimit_reset": 1}, id="hourly-400"),
+        pytest.param("burst", {}, id="burst-400"),
+    ],
+)
+def test_throttled_by_400_on_every_account_then_loaded_exactly(runner, sandbox, fault, options):
+    """DocuSign's throttling answer is HTTP 400 with an errorCode: retried like a 429, never an
+    account error; the hourly one waits for X-RateLimit-Reset, the burst one for its window."""
+    for account_id in sandbox.account_ids:
+        sandbox.inject(fault, times=2, account_id=account_id, **options)
+    started = time.monotonic()
+    runner.run(**{**STORM, "max_retry_delay": 1.0})
+    if fault == "hourly":
+        assert time.monotonic() - started >= 0.9  # waited for the reset, not the 0.02 s backoff
+    for account_id in sandbox.account_ids:
+        assert _statuses(sandbox, account_id) == [400, 400, 200]
+    assert runner.table("account_errors") == []
+    _assert_loaded_exactly(runner, sandbox)
+
+
+def test_throttle_waits_are_capped(tmp_path):
+    """An hourly reset an hour away is waited for at most `max_retry_delay` per retry, and so is
+    the burst window (30 s by default)."""
+    with Sandbox(accounts=1, invoices_per_account=2, seed=11) as api:
+        api.inject("hourly", times=2, ratelimit_reset=3600)
+        api.inject("burst", times=2)
+        runner = Runner(api, tmp_path)
+        started = time.monotonic()
+        runner.run(**{**STORM, "max_retry_delay": 0.2})
+        assert time.monotonic() - started < 10
+        assert _statuses(api, api.account_ids[0]) == [400, 400, 400, 400, 200]
+        _assert_loaded_exactly(runner, api)

@@ -2,6 +2,7 @@
 truth, SIGINT/SIGTERM end a run cleanly at any stage, the demo stays apart, config edges are
 one clear line."""
 
+import argparse
 import copy
 import json
 import os
@@ -302,7 +303,8 @@ def test_every_command_and_option_has_help_and_defaults(command):
     from pipelines.cli import build_parser
 
     parser = build_parser()
-    sub = parser._subparsers._group_actions[0].choices[command]  # argparse has no public accessor
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    sub = commands.choices[command]  # argparse has no public accessor for a subcommand
     assert sub.description and len(sub.description) > 20
     for action in sub._actions:
         if action.dest in ("help",):

@@ -1,12 +1,16 @@
 """Authentication, DocuSign's error classes and retries, over real HTTP against the sandbox."""
 
+import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from pipelines.cli import EXIT_CONFIG, EXIT_FAILED, explain
-from sources.docusign_billing.auth import DocuSignCredentials
-from sources.docusign_billing.sandbox import LEGACY_CREDENTIALS
+from sources.docusign_billing.auth import BearerAuth, DocuSignCredentials
+from sources.docusign_billing.client import DocuSignClient, HttpSettings, RateLimitGate
+from sources.docusign_billing.errors import ApiError
+from sources.docusign_billing.sandbox import ACCESS_TOKEN, LEGACY_CREDENTIALS, Sandbox
 from tests.conftest import LEGACY
 
 
@@ -188,3 +192,63 @@ def test_retries_run_out_for_one_account_keeps_its_history(runner, sandbox):
     assert (
         len([r for r in sandbox.requests if r["account_id"] == flaky and r["status"] == 503]) == 3
     )
+
+
+# the client on every billing path: one gate for all resources, DocuSign's burst window, paging
+def _client(api, gate=None, **http):
+    settings = HttpSettings(**{"backoff_factor": 0.02, "max_retry_delay": 0.5, **http})
+    return DocuSignClient(api.base_url, BearerAuth(ACCESS_TOKEN), settings, gate)
+
+
+def test_burst_headers_slow_the_client_before_it_is_throttled():
+    """12 requests over two resources of one account, 4 workers, a burst budget of 4 per second:
+    the gate waits out each spent window instead of sending into a 400."""
+    with Sandbox(accounts=1, seed=3) as api:
+        api.limit_accounts(burst=4, burst_seconds=1.0)
+        client = _client(api, RateLimitGate(burst_window=1.0))
+        paths = [
+            f"/v2.1/accounts/{api.account_ids[0]}/{resource}"
+            for resource in ("billing_plan", "billing_charges") * 6
+        ]
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            bodies = list(pool.map(lambda path: client.get(path, api.account_ids[0]), paths))
+        assert len(bodies) == 12 and api.throttled == 0
+        assert {r["status"] for r in api.requests} == {200}
+        arrivals = sorted(r["at"] for r in api.requests)
+        assert arrivals[-1] - arrivals[0] >= 1.9  # three windows of at most 4
+
+
+def test_hourly_budget_spent_for_long_fails_fast_without_sending():
+    with Sandbox(accounts=1, seed=3) as api:
+        api.limit_accounts(hourly=2)
+        client = _client(api)
+        path = f"/v2.1/accounts/{api.account_ids[0]}/billing_plan"
+        client.get(path, api.account_ids[0])
+        client.get(path, api.account_ids[0])
+        if int(api.requests[-1]["at"]) % 3600 < 3600 - 75:  # the window frees after the gate's wait
+            with pytest.raises(ApiError, match="left for a later run"):
+                client.get(path, api.account_ids[0])
+            assert len(api.requests) == 2 and api.throttled == 0
+
+
+def test_pages_follow_next_uri_relative_or_absolute_on_the_same_host():
+    with Sandbox(accounts=1, seed=3, page_size=5) as api:
+        account_id = api.account_ids[0]
+        client = _client(api)
+        path = f"/v2.1/accounts/{account_id}/billing_invoices"
+        window = {"from_date": "2025-06-01", "to_date": "2026-05-31"}
+        pages = [
+            json.loads(p.content)["billingInvoices"] for p in client.pages(path, account_id, window)
+        ]
+        assert [len(p) for p in pages[:-1]] == [5] * (len(pages) - 1) and len(pages) >= 3
+        assert [r["query"].get("start_position") for r in api.requests] == [
+            None,
+            *(str(5 * n) for n in range(1, len(pages))),
+        ]
+        assert all(r["query"]["from_date"] == "2025-06-01" for r in api.requests)
+        root = api.base_url.removesuffix("/restapi")
+        for uri in (path, f"/restapi{path}", f"{api.base_url}{path}"):
+            assert client.resolve(uri, account_id) == f"{api.base_url}{path}"
+        with pytest.raises(ApiError, match="not followed"):
+            client.resolve(f"https://elsewhere.example{path}", account_id)
+        assert root.startswith("http://127.0.0.1")

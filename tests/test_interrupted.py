@@ -14,7 +14,7 @@ with one dlt function patched to SIGKILL its own process at a precise point. Eac
 that the kill left the state it targets (e.g. a started load job without a recorded outcome), so a
 change in dlt that moves the window shows up here instead of silently testing nothing.
 
-Two of those states need `pipelines/recovery.py`; the end of this module tests that repair on
+Two of those states need `sources/docusign_billing/recovery.py`; the end of this module tests that repair on
 synthetic package folders, including a kill at every step of the repair itself.
 """
 
@@ -26,13 +26,15 @@ import sys
 import time
 from pathlib import Path
 
+import dlt
 import pytest
 from dlt.common.schema import Schema
+from dlt.common.schema.typing import TWriteDisposition
 from dlt.common.schema.utils import new_column, new_table
 from dlt.common.storages.file_storage import FileStorage
 from dlt.common.storages.load_package import PackageStorage
 
-from pipelines import recovery
+from sources.docusign_billing import recovery
 from sources.docusign_billing.sandbox import Sandbox
 from tests.conftest import Runner
 from tests.helpers_reliability import (
@@ -111,9 +113,13 @@ def _assert_like_reference(runner: Runner, reference: Runner) -> None:
     )
 
 
-def _scenario(sandbox, runner: Runner, reference: Runner, tmp_path: Path, kill) -> None:
+def _scenario(
+    sandbox, runner: Runner, reference: Runner, tmp_path: Path, kill, plain: bool = False
+) -> None:
+    """`plain`: every run is a user's own `pipeline.run(docusign_billing(...))`, not the CLI."""
     assert sandbox.account_ids == reference.sandbox.account_ids
-    runner.run()
+    run = runner.run_plain if plain else runner.run
+    run()
     _change_data(sandbox)
     before = runner.snapshot()
     killed = kill()
@@ -121,7 +127,7 @@ def _scenario(sandbox, runner: Runner, reference: Runner, tmp_path: Path, kill) 
     if "loading into" not in killed.stderr:
         assert runner.snapshot() == before  # killed before load: nothing of it is visible
     try:
-        runner.run()
+        run()
     except Exception as ex:  # noqa: BLE001 - the failure is the finding, reported with dlt's message
         from pipelines.cli import explain
 
@@ -164,7 +170,7 @@ def test_sigkill_during_extract_then_rerun_equals_uninterrupted(
 
 KILL_POINTS = [
     pytest.param("normalize-mid", id="normalize-after-writing-files"),
-    # dlt renamed the normalized package but did not delete its extracted copy (pipelines/recovery.py)
+    # dlt renamed the normalized package but did not delete its extracted copy (sources/docusign_billing/recovery.py)
     pytest.param("normalize-commit", id="normalize-between-commit-and-cleanup"),
     # a staging COPY committed but not recorded: dlt would re-run it on the non-truncated staging table
     pytest.param("load-copy:past_due_snapshots", id="load-after-snapshot-staging-committed"),
@@ -179,7 +185,7 @@ KILL_POINTS = [
 
 
 def _assert_kill_hit_its_window(tmp_path: Path, point: str) -> None:
-    """The state each kill point exists to produce (the ones `pipelines/recovery.py` repairs)."""
+    """The state each kill point exists to produce (the ones `sources/docusign_billing/recovery.py` repairs)."""
     working = _working(tmp_path)
     if point == "normalize-commit":
         extracted = {p.name for p in (working / "normalize" / "extracted").iterdir()}
@@ -200,13 +206,19 @@ def _assert_kill_hit_its_window(tmp_path: Path, point: str) -> None:
         assert unrecorded, "the kill did not land between the committed COPY and dlt recording it"
 
 
+@pytest.mark.parametrize("plain", [False, True], ids=["cli", "plain-pipeline-run"])
 @pytest.mark.parametrize("point", KILL_POINTS)
 def test_sigkill_inside_dlt_step_then_rerun_equals_uninterrupted(
-    sandbox, runner, reference, tmp_path, cli_env, point
+    sandbox, runner, reference, tmp_path, cli_env, point, plain
 ):
+    """`plain`: killed and resumed in a user's own pipeline: the source repairs its folder."""
+    run_args = (
+        ["--plain", runner.pipelines_dir, runner.duckdb_file] if plain else _cli_args(tmp_path)
+    )
+
     def kill():
         result = subprocess.run(
-            [sys.executable, "-m", "tests.helpers_killer", point, *_cli_args(tmp_path)],
+            [sys.executable, "-m", "tests.helpers_killer", point, *run_args],
             env=with_repo_on_path(cli_env(sandbox)),
             cwd=tmp_path,
             capture_output=True,
@@ -218,7 +230,7 @@ def test_sigkill_inside_dlt_step_then_rerun_equals_uninterrupted(
         _assert_kill_hit_its_window(tmp_path, point)
         return result
 
-    _scenario(sandbox, runner, reference, tmp_path, kill)
+    _scenario(sandbox, runner, reference, tmp_path, kill, plain)
     if point != "load-complete":
         # a replayed package writes its `_dlt_loads` row once (dlt writes it after the last job).
         # A kill right after that row (load-complete) gets a second one from dlt: README.md, Guarantees
@@ -228,7 +240,7 @@ def test_sigkill_inside_dlt_step_then_rerun_equals_uninterrupted(
         )
 
 
-# The repair of pipelines/recovery.py on synthetic package folders (milliseconds each): which jobs
+# The repair of sources/docusign_billing/recovery.py on synthetic package folders (milliseconds each): which jobs
 # go back, which stay, and that a kill at any step of the repair is finished by the next run.
 
 LOAD_ID = "1700000000.5"
@@ -236,7 +248,12 @@ LOAD_ID = "1700000000.5"
 
 def _package_schema(items: bool) -> Schema:
     schema = Schema("docusign_billing")
-    for name, disposition in (("invoices", "merge"), ("snapshots", "merge"), ("errors", "append")):
+    dispositions: list[tuple[str, TWriteDisposition]] = [
+        ("invoices", "merge"),
+        ("snapshots", "merge"),
+        ("errors", "append"),
+    ]
+    for name, disposition in dispositions:
         schema.update_table(
             new_table(name, write_disposition=disposition, columns=[new_column("id", "text")])
         )
@@ -368,7 +385,7 @@ def test_restart_killed_at_any_step_is_finished_by_the_next_run(
     tmp_path, monkeypatch, killed_after
 ):
     packages = _interrupted_package(tmp_path / "normalized")
-    steps = []
+    steps: list[str] = []
 
     class Killed(BaseException):
         pass
@@ -400,7 +417,8 @@ def test_restart_killed_at_any_step_is_finished_by_the_next_run(
 
 
 def test_stale_extracted_copy_is_removed_only_once_its_package_moved_on(tmp_path):
-    normalize, load = tmp_path / "normalize", tmp_path / "load"
+    pipeline = dlt.pipeline(pipeline_name="stale", pipelines_dir=str(tmp_path))
+    working = Path(pipeline.working_dir)
     for folder in (
         "normalize/extracted/1.1",
         "normalize/extracted/2.2",
@@ -410,20 +428,21 @@ def test_stale_extracted_copy_is_removed_only_once_its_package_moved_on(tmp_path
         "load/loaded/2.2",
         "load/new/3.3",
     ):
-        (tmp_path / folder).mkdir(parents=True)
-        (tmp_path / folder / "schema.json").write_text("{}")
-    assert recovery.remove_stale_extracted(str(normalize), str(load)) == ["1.1", "2.2"]
-    assert sorted(p.name for p in (normalize / "extracted").iterdir()) == [
+        (working / folder).mkdir(parents=True)
+        (working / folder / "schema.json").write_text("{}")
+    stale = recovery.stale_extracted(pipeline)
+    assert stale == ["1.1", "2.2"]
+    recovery.remove_stale_extracted(str(working / "normalize"), str(working / "load"), stale)
+    assert sorted(p.name for p in (working / "normalize/extracted").iterdir()) == [
         "3.3"
     ]  # still to normalize
-    assert sorted(p.name for p in (load / "new").iterdir()) == ["3.3"]  # dlt's own scratch copy
-    assert (load / "normalized" / "1.1" / "schema.json").exists() and (
-        load / "loaded" / "2.2"
-    ).is_dir()
+    assert sorted(p.name for p in (working / "load/new").iterdir()) == ["3.3"]  # dlt's scratch copy
+    assert (working / "load/normalized/1.1/schema.json").exists()
+    assert (working / "load/loaded/2.2").is_dir()
 
 
 def test_atomic_write_leftovers_are_removed_and_packages_kept(tmp_path):
-    from pipelines.recovery import remove_atomic_write_leftovers
+    from sources.docusign_billing.recovery import remove_atomic_write_leftovers
 
     (tmp_path / "e516f1c6eb242be5").write_text("{}")  # a kill inside FileStorage.save_atomic
     (tmp_path / "1795661266.796036").mkdir()  # a package

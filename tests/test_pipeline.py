@@ -245,7 +245,7 @@ def test_duckdb_gets_the_product_settings_under_the_users(tmp_path, monkeypatch)
         )
         with pipeline.sql_client() as client:
             sql = "SELECT current_setting('memory_limit'), current_setting('preserve_insertion_order')"
-            return tuple(client.execute_sql(sql)[0])
+            return tuple((client.execute_sql(sql) or [()])[0])
 
     assert seen() == (_rendered(settings.DUCKDB_GLOBAL_CONFIG["memory_limit"]), False)
     monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", '{"memory_limit": "1GB"}')

@@ -18,9 +18,9 @@ from typing import Any
 import dlt
 import pytest
 
-from pipelines import cli, failures, recovery
+from pipelines import cli, failures
 from pipelines.docusign_billing_pipeline import load, make_pipeline, summarize
-from sources.docusign_billing import settings
+from sources.docusign_billing import recovery, settings
 from sources.docusign_billing.sandbox import ACCESS_TOKEN, Sandbox
 from tests.conftest import FAST_RETRIES, REPO, TOKEN_CREDENTIALS
 from tests.postgres_server import PostgresNotInstalled, PostgresServer
@@ -329,9 +329,9 @@ def test_summarize_reads_postgres(pg: PgRunner, sandbox: Sandbox) -> None:
     bodies = [sandbox.response(a) for a in sandbox.account_ids]
     totals: dict[str, Decimal] = {}
     for body in bodies:
-        totals[body["currencyCode"]] = totals.get(body["currencyCode"], Decimal(0)) + money(
-            body["pastDueBalance"]
-        )
+        balance = money(body["pastDueBalance"])
+        assert balance is not None
+        totals[body["currencyCode"]] = totals.get(body["currencyCode"], Decimal(0)) + balance
     assert summary.accounts == len(bodies)
     assert summary.invoices == sum(len(b["billingInvoices"]) for b in bodies)
     assert summary.items == sum(
@@ -420,7 +420,7 @@ def test_history_over_runs(pg: PgRunner, sandbox: Sandbox) -> None:
 
 
 def test_recovery_deletes_a_packages_item_rows_in_postgres(pg: PgRunner, sandbox: Sandbox) -> None:
-    """What `pipelines/recovery.py` runs before it reloads a crashed package's appended items."""
+    """What `sources/docusign_billing/recovery.py` runs before it reloads a crashed package's appended items."""
     items = f"{DATASET}.{settings.ITEMS_TABLE}"
     pipeline = pg.run()
     (first,) = pg.rows(f"SELECT DISTINCT _dlt_load_id FROM {items}")[0]

@@ -7,6 +7,7 @@ item joins its invoice, and a second identical run changes nothing but adds one 
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -74,7 +75,7 @@ def account_bodies(draw, account_id):
     invoices, expected_invoices, expected_items = [], {}, {}
     ids = draw(st.lists(st.uuids(), min_size=0, max_size=4, unique=True))
     for number, invoice_id in enumerate(map(str, ids)):
-        raw = {"invoiceId": invoice_id, "invoiceNumber": f"INV-{number:04d}"}
+        raw: dict[str, Any] = {"invoiceId": invoice_id, "invoiceNumber": f"INV-{number:04d}"}
         expected = {}
         for field in MONEY:
             raw[field], expected[field] = draw(amounts())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -331,7 +332,307 @@ def test_request_log_holds_no_secrets(sandbox: Sandbox) -> None:
     get(sandbox)
     get(sandbox, headers={"Authorization": "Bearer not-a-real-secret"})
     assert [entry["status"] for entry in sandbox.requests] == [200, 200, 401]
-    assert set(sandbox.requests[0]) == {"method", "path", "status", "account_id", "auth", "at"}
+    assert set(sandbox.requests[0]) == {
+        *("method", "path", "resource", "query", "status", "account_id", "auth", "at")
+    }
+    assert sandbox.requests[0]["query"] == {}  # only billing parameters are logged
     dumped = json.dumps(sandbox.requests)
     for secret in (*LEGACY_CREDENTIALS.values(), ACCESS_TOKEN, "not-a-real-secret", "token=q"):
         assert secret not in dumped
+
+
+# billing history: one ledger behind every endpoint ------------------------------------------------
+DAY = date(2026, 6, 15)
+
+
+def billing(box: Sandbox, account_id: str, resource: str, **params: str) -> requests.Response:
+    return requests.get(
+        f"{box.base_url}/v2.1/accounts/{account_id}/{resource}",
+        headers=TOKEN,
+        params=params,
+        timeout=5,
+    )
+
+
+def listed(box: Sandbox, account_id: str, resource: str, years: int = 6) -> list[dict[str, Any]]:
+    """Every record over `years` one-year windows back from the sandbox's today, pages followed."""
+    field = {"billing_invoices": "billingInvoices", "billing_payments": "billingPayments"}[resource]
+    records: list[dict[str, Any]] = []
+    end = box.today
+    for _ in range(years):
+        start = end - timedelta(days=365)
+        reply = billing(
+            box,
+            account_id,
+            resource,
+            from_date=(start + timedelta(days=1)).isoformat(),
+            to_date=end.isoformat(),
+        )
+        while True:
+            assert reply.status_code == 200, reply.text
+            records += reply.json()[field]
+            if not reply.json()["nextUri"]:
+                break
+            reply = requests.get(box.base_url + reply.json()["nextUri"], headers=TOKEN, timeout=5)
+        end = start
+    return records
+
+
+def paid_per_invoice(payments: list[dict[str, Any]]) -> dict[str, Decimal]:
+    paid: dict[str, Decimal] = {}
+    for payment in payments:
+        number = payment["description"].removeprefix("Payment for ")
+        paid[number] = paid.get(number, Decimal(0)) + money(payment["amount"])
+    return paid
+
+
+@pytest.fixture(scope="module")
+def history() -> Iterator[Sandbox]:
+    with Sandbox(accounts=4, seed=21, today=DAY, page_size=7) as box:
+        yield box
+
+
+def test_invoices_payments_and_past_due_are_one_consistent_history(history: Sandbox) -> None:
+    for account_id in history.account_ids:
+        invoices = listed(history, account_id, "billing_invoices")
+        payments = listed(history, account_id, "billing_payments")
+        assert len({i["invoiceId"] for i in invoices}) == len(invoices)
+        assert len({p["paymentId"] for p in payments}) == len(payments)
+        paid = paid_per_invoice(payments)
+        monthly = [i for i in invoices if i["invoiceNumber"].count("-") == 2]
+        assert len(monthly) >= 40  # monthly since 2021, one per month
+        assert len({i["dueDate"][:7] for i in monthly}) == len(monthly)
+        for invoice in invoices:
+            amount = money(invoice["amount"])
+            assert amount == sum(
+                (money(x["chargeAmount"]) for x in invoice["invoiceItems"]), Decimal(0)
+            )
+            assert money(invoice["balance"]) == amount - paid.get(
+                invoice["invoiceNumber"], Decimal(0)
+            )
+        # past due: exactly the invoices with a balance whose due date has passed
+        overdue = {
+            i["invoiceId"]
+            for i in invoices
+            if money(i["balance"]) > 0 and i["dueDate"][:10] < DAY.isoformat()
+        }
+        past_due = get(history, account_id).json()
+        assert {i["invoiceId"] for i in past_due["billingInvoices"]} == overdue
+        assert past_due == history.response(account_id)
+        # every monthly invoice due before the sandbox's first day is settled; some paid late
+        assert all(money(i["balance"]) == 0 for i in monthly if i["dueDate"][:10] < DAY.isoformat())
+    late = [
+        p
+        for account_id in history.account_ids
+        for i in history.ledger(account_id).all_invoices(DAY)
+        for p in i.payments
+        if not i.collection and p.paid_at.date() > i.due
+    ]
+    assert late  # some payments arrive after the due date
+
+
+def test_past_due_default_view_is_the_collections_body() -> None:
+    """Whatever the date, a new sandbox's past-due bodies are `generate_response`'s (demo figures)."""
+    for today in (date(2025, 1, 3), date(2026, 12, 1)):
+        box = Sandbox(accounts=3, seed=7, today=today)
+        for index, account_id in enumerate(box.account_ids):
+            body = box.response(account_id)
+            assert body == generate_response(7, index, account_id, len(body["billingInvoices"]))
+
+
+def test_advancing_the_clock_makes_late_invoices_past_due_then_paid() -> None:
+    box = Sandbox(accounts=6, seed=5, today=DAY)
+    ledger, invoice = next(
+        (box.ledger(a), i)
+        for a in box.account_ids
+        for i in (box.ledger(a).invoice(m) for m in range(66, 70))
+        if i.due > DAY and i.payments[-1].paid_at.date() > i.due + timedelta(days=1)
+    )
+    account_id, last_paid = ledger.account_id, invoice.payments[-1].paid_at.date()
+    states = []
+    for day in (
+        invoice.due,
+        invoice.due + timedelta(days=1),
+        last_paid,
+        last_paid + timedelta(days=1),
+    ):
+        box.today = day
+        past_due = {i["invoiceId"] for i in box.response(account_id)["billingInvoices"]}
+        states.append(invoice.invoice_id in past_due)
+    assert states == [False, True, False, False]  # due day, overdue, paid that day, after
+    box.today = last_paid - timedelta(days=1)
+    overdue = next(
+        i
+        for i in box.response(account_id)["billingInvoices"]
+        if i["invoiceId"] == invoice.invoice_id
+    )
+    assert 0 < money(overdue["balance"]) <= invoice.amount
+    box.advance(2)
+    assert box.today == last_paid + timedelta(days=1)
+
+
+def test_pay_invoice_records_a_payment(sandbox: Sandbox) -> None:
+    account_id = sandbox.account_ids[0]
+    invoice = sandbox.response(account_id)["billingInvoices"][0]
+    sandbox.pay_invoice(account_id, invoice["invoiceId"])
+    payments = billing(sandbox, account_id, "billing_payments").json()["billingPayments"]
+    assert paid_per_invoice(payments)[invoice["invoiceNumber"]] == money(invoice["amount"])
+    again = billing(
+        sandbox, account_id, "billing_invoices", from_date="2021-01-01", to_date="2021-12-31"
+    )
+    assert again.status_code == 200
+
+
+def test_windows_filter_page_and_reject_what_docusign_rejects(history: Sandbox) -> None:
+    account_id = history.account_ids[0]
+    history.requests.clear()
+    whole = billing(
+        history, account_id, "billing_invoices", from_date="2025-06-16", to_date="2026-06-15"
+    )
+    body = whole.json()
+    assert len(body["billingInvoices"]) == 7 and body["previousUri"] is None  # page_size 7
+    assert body["nextUri"].startswith(
+        f"/v2.1/accounts/{account_id}/billing_invoices?"
+    )  # as invoiceUri
+    second = requests.get(history.base_url + body["nextUri"], headers=TOKEN, timeout=5).json()
+    assert second["previousUri"] and len(second["billingInvoices"]) >= 5
+    assert {i["invoiceId"] for i in body["billingInvoices"]}.isdisjoint(
+        i["invoiceId"] for i in second["billingInvoices"]
+    )
+    assert [r["query"] for r in history.requests] == [
+        {"from_date": "2025-06-16", "to_date": "2026-06-15"},
+        {"from_date": "2025-06-16", "to_date": "2026-06-15", "start_position": "7"},
+    ]
+    # a date-time window is read as instants; a date as to_date holds its whole day
+    month = billing(
+        history,
+        account_id,
+        "billing_payments",
+        from_date="2026-01-01T00:00:00Z",
+        to_date="2026-03-31",
+    ).json()["billingPayments"]
+    assert month and all("2026-01-01" <= p["paymentDate"][:10] <= "2026-03-31" for p in month)
+    for params, message in [
+        ({"from_date": "2025-01-01", "to_date": "2026-01-02"}, "365 days"),
+        ({"from_date": "2025-01-01T00:00:00Z", "to_date": "2026-01-01T00:00:01Z"}, "365 days"),
+        ({"from_date": "01/02/2025"}, "not a valid date"),
+        ({"from_date": "2026-01-02", "to_date": "2026-01-01"}, "earlier"),
+    ]:
+        reply = billing(history, account_id, "billing_invoices", **params)
+        assert reply.status_code == 400 and reply.json()["errorCode"] == "INVALID_REQUEST_PARAMETER"
+        assert message in reply.json()["message"]
+    assert (
+        billing(
+            history, account_id, "billing_invoices", from_date="2025-01-01", to_date="2026-01-01"
+        ).status_code
+        == 200
+    )  # exactly 365 days
+    short = Sandbox(accounts=1, seed=21, today=DAY, max_window_days=31).start()
+    try:
+        assert (
+            billing(short, short.account_ids[0], "billing_payments").status_code == 400
+        )  # default: 365 days
+        assert (
+            billing(
+                short, short.account_ids[0], "billing_payments", from_date="2026-05-15"
+            ).status_code
+            == 200
+        )
+    finally:
+        short.stop()
+
+
+def test_plan_changes_and_card_data_only_when_asked_or_leaked(history: Sandbox) -> None:
+    account_id = history.account_ids[1]
+    plans = set()
+    for month in range(36):
+        history.today = DAY - timedelta(days=30 * month)
+        plans.add(billing(history, account_id, "billing_plan").json()["billingPlan"]["planId"])
+    history.today = DAY
+    assert len(plans) >= 2  # plans change every 8-20 months
+    private = {"creditCardInformation", "directDebitProcessorInformation", "taxExemptId"}
+    plain = billing(
+        history, account_id, "billing_plan", include_credit_card_information="false"
+    ).json()
+    assert private.isdisjoint(plain) and "taxExemptId" not in plain["billingPlan"]
+    asked = billing(
+        history,
+        account_id,
+        "billing_plan",
+        include_credit_card_information="true",
+        include_tax_exempt_id="true",
+    ).json()
+    assert {"creditCardInformation", "taxExemptId"} <= set(asked)
+    leaky = Sandbox(accounts=1, seed=21, today=DAY, leak_payment_details=True).start()
+    try:
+        sent = billing(
+            leaky, leaky.account_ids[0], "billing_plan", include_credit_card_information="false"
+        ).json()
+        assert private <= set(sent) and sent["billingAddress"]["email"]
+    finally:
+        leaky.stop()
+
+
+def test_charges_count_usage_that_the_next_invoice_bills(history: Sandbox) -> None:
+    account_id = history.account_ids[2]
+    used = []
+    for day in (date(2026, 5, 1), date(2026, 5, 15), date(2026, 5, 31)):
+        history.today = day
+        items = billing(history, account_id, "billing_charges").json()["billingChargeItems"]
+        envelopes = next(i for i in items if i["chargeName"] == "envelopes")
+        used.append(int(envelopes["usedQuantity"]))
+        included = int(envelopes["includedQuantity"])
+    history.today = DAY
+    assert used[0] <= used[1] <= used[2] and used[2] > 0
+    seats = billing(history, account_id, "billing_charges", include_charges="seats").json()
+    assert [i["chargeName"] for i in seats["billingChargeItems"]] == ["seats"]
+    june = next(
+        i
+        for i in listed(history, account_id, "billing_invoices", years=1)
+        if i["invoiceNumber"].endswith(f"-{(2026 - 2021) * 12 + 5:03d}")
+    )
+    overage = next(x for x in june["invoiceItems"] if x["chargeName"] == "envelopes Included")
+    assert int(overage["quantity"]) == max(0, used[2] - included)
+
+
+def test_account_limits_hourly_and_burst_with_headers_on_every_answer(sandbox: Sandbox) -> None:
+    first, second = sandbox.account_ids[:2]
+    sandbox.limit_accounts(hourly=4, burst=2, burst_seconds=1.0)
+    time.sleep(1 - time.time() % 1 + 0.01)  # the start of a burst window
+    replies = [get(sandbox, first) for _ in range(3)]
+    assert [r.status_code for r in replies] == [200, 200, 400]
+    assert replies[2].json()["errorCode"] == "BURST_APIINVOCATION_LIMIT_EXCEEDED"
+    assert [r.headers["X-BurstLimit-Remaining"] for r in replies] == ["1", "0", "0"]
+    assert {r.headers["X-BurstLimit-Limit"] for r in replies} == {"2"}
+    assert [r.headers["X-RateLimit-Remaining"] for r in replies] == ["3", "2", "2"]
+    assert get(sandbox, second).status_code == 200  # per account
+    time.sleep(1.0)
+    assert [get(sandbox, first).status_code for _ in range(2)] == [200, 200]
+    time.sleep(1.0)
+    hourly = get(sandbox, first)
+    assert (
+        hourly.status_code == 400
+        and hourly.json()["errorCode"] == "HOURLY_APIINVOCATION_LIMIT_EXCEEDED"
+    )
+    assert int(hourly.headers["X-RateLimit-Reset"]) == (int(time.time()) // 3600 + 1) * 3600
+    assert sandbox.throttled == 2
+
+
+def test_throttling_faults_answer_400_with_docusigns_codes(sandbox: Sandbox) -> None:
+    sandbox.inject("hourly", ratelimit_reset=60, resource="billing_plan")
+    sandbox.inject("burst")
+    plan = billing(sandbox, sandbox.account_ids[0], "billing_plan")
+    assert (plan.status_code, plan.json()["errorCode"]) == (
+        400,
+        "HOURLY_APIINVOCATION_LIMIT_EXCEEDED",
+    )
+    assert (
+        plan.headers["X-RateLimit-Remaining"] == "0"
+        and int(plan.headers["X-RateLimit-Reset"]) > time.time()
+    )
+    burst = get(sandbox)
+    assert (burst.status_code, burst.json()["errorCode"]) == (
+        400,
+        "BURST_APIINVOCATION_LIMIT_EXCEEDED",
+    )
+    assert burst.headers["X-BurstLimit-Remaining"] == "0" and get(sandbox).status_code == 200

@@ -5,35 +5,34 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dlt
-from dlt.common.configuration.inject import with_config
-from dlt.common.schema.typing import TWriteDispositionConfig
-from dlt.common.storages.exceptions import CurrentLoadPackageStateNotAvailable
-from dlt.extract.resource import DltResource
+from dlt.common.schema.typing import TDeleteInsertStrategyDict, TScd2StrategyDict
+from dlt.sources import DltResource
 
-from . import settings
+from . import run_guard, settings
 from .accounts import check_selection, discover, normalize_account_ids, plan
 from .auth import DocuSignCredentials, make_auth
 from .batches import parsed_batches
 from .client import HttpSettings, check_setting, validate_base_url
+from .dlt_internals import CurrentLoadPackageStateNotAvailable, with_config
 from .fetch import fetch_accounts
 from .loaded import loaded_item_versions
 from .oauth import AccountInfo
 from .tables import BatchParser, ParsedBatch
 
-_SCD2: TWriteDispositionConfig = {"disposition": "merge", "strategy": "scd2"}
-_REPLAYABLE: TWriteDispositionConfig = {
+_SCD2: TScd2StrategyDict = {"disposition": "merge", "strategy": "scd2"}
+_REPLAYABLE: TDeleteInsertStrategyDict = {
     "disposition": "merge",
     "strategy": "delete-insert",
     "deduplicated": True,
-}  # type: ignore[typeddict-item]
+}
 """Keyed, through staging: a load replayed after a crash replaces its rows instead of adding them.
 
 `deduplicated`: each key occurs once per package (one row per account and run), and
-`pipelines/recovery.py` restarts a package's staging from empty after a crash, so dlt skips its
+`sources/docusign_billing/recovery.py` restarts a package's staging from empty after a crash, so dlt skips its
 dedup pass over staging (a third of the load time at 100k invoices)."""
 
 
-def history_hints(accounts: Sequence[str]) -> TWriteDispositionConfig:
+def history_hints(accounts: Sequence[str]) -> TScd2StrategyDict:
     """SCD2 that retires only invoices of the accounts this run extracted.
 
     A `destination_scope` rather than a `merge_key`: an account whose last invoice was paid
@@ -41,7 +40,7 @@ def history_hints(accounts: Sequence[str]) -> TWriteDispositionConfig:
     accounts keep the same schema and dlt stores no new schema version per run.
     """
     scope = "account_id IN ({})".format(", ".join(f"'{a}'" for a in sorted(accounts)) or "NULL")
-    return {**_SCD2, "destination_scope": scope}  # type: ignore[typeddict-item]
+    return {**_SCD2, "destination_scope": scope}
 
 
 def current_package() -> tuple[datetime, str | None]:
@@ -79,14 +78,16 @@ def docusign_billing(
     auth = make_auth(credentials)
     http = HttpSettings(request_timeout, max_attempts, backoff_factor, max_retry_delay)
     check_setting("max_workers", max_workers, minimum=1)
+    prepared = run_guard.prepare()  # before `pipeline.run` resumes what a killed run left
 
     @dlt.resource(selected=False)
     def account_batches() -> Iterator[ParsedBatch]:
         """Fetches and types each account; the last batch lists the accounts of the run."""
         snapshot_at, load_id = current_package()
-        known = loaded_item_versions(
-            dlt.current.pipeline() if load_id else None
-        )  # before any API call
+        pipeline = dlt.current.pipeline() if load_id else None
+        if pipeline is not None:
+            run_guard.check_extract(pipeline, prepared)
+        known = loaded_item_versions(pipeline)  # before any API call
         targets = plan(ids, accounts, base_url, credentials, auth)
 
         def new_parser() -> BatchParser:
@@ -94,7 +95,10 @@ def docusign_billing(
 
         yield from parsed_batches(fetch_accounts(targets, auth, http, max_workers), new_parser)
 
-    @dlt.transformer(name=settings.INVOICES_TABLE, write_disposition=_SCD2)
+    # The ignores on the transformers with a strategy dict: dlt 1.31 types @dlt.transformer's
+    # write_disposition as a disposition name only (@dlt.resource's takes the strategy dicts too);
+    # both hand it to the same table hints at run time
+    @dlt.transformer(name=settings.INVOICES_TABLE, write_disposition=_SCD2)  # type: ignore[call-overload]
     def past_due_invoices(batch: ParsedBatch) -> Iterator[object]:
         """One row per invoice version; `_dlt_valid_to` NULL means past due as of the latest run."""
         if batch.completed_accounts is None:
@@ -107,10 +111,10 @@ def docusign_billing(
     def invoice_items(batch: ParsedBatch) -> Iterator[object]:
         """Items of invoice versions new to the destination, linked like dlt's nested tables and by
         plain keys. Appended, no staging: a version's items never change; `_dlt_load_id` lets
-        `pipelines/recovery.py` remove a crashed load's rows before they are loaded again."""
+        `sources/docusign_billing/recovery.py` remove a crashed load's rows before they are loaded again."""
         yield batch.items  # also when empty: the table exists from the first run on
 
-    @dlt.transformer(
+    @dlt.transformer(  # type: ignore[call-overload]
         name=settings.SNAPSHOTS_TABLE,
         write_disposition=_REPLAYABLE,
         primary_key=("account_id", "snapshot_at"),
@@ -119,7 +123,7 @@ def docusign_billing(
         """One row per account and run: the time series of what was past due when."""
         yield batch.snapshots
 
-    @dlt.transformer(
+    @dlt.transformer(  # type: ignore[call-overload]
         name=settings.ERRORS_TABLE,
         write_disposition=_REPLAYABLE,
         primary_key=("account_id", "snapshot_at"),

@@ -86,22 +86,24 @@ class BearerAuth(AuthBase):
         return "BearerAuth(***)"
 
 
-def _require(credentials: DocuSignCredentials, *fields: str) -> None:
-    missing = [f for f in fields if not getattr(credentials, f)]
+def _require(credentials: DocuSignCredentials, *fields: str) -> list[str]:
+    """The values of `fields`, in order; a `ConfigError` naming every one that is not set."""
+    values = [getattr(credentials, f) for f in fields]
+    missing = [f for f, value in zip(fields, values) if not value]
     if missing:
         names = ", ".join(f"{SECTION}.{f}" for f in missing)
         raise ConfigError(
             f'auth = "{credentials.auth}" needs {names} (in .dlt/secrets.toml or the environment)'
         )
+    return values
 
 
 def _private_key(credentials: DocuSignCredentials) -> str:
     if credentials.private_key:
         return credentials.private_key
-    if not credentials.private_key_path:
-        _require(credentials, "private_key")
+    path = credentials.private_key_path or _require(credentials, "private_key")[0]  # raises
     try:
-        return Path(credentials.private_key_path).expanduser().read_text()
+        return Path(path).expanduser().read_text()
     except (OSError, UnicodeDecodeError) as ex:
         raise ConfigError(
             f"private_key_path {credentials.private_key_path!r} cannot be read ({type(ex).__name__})"
@@ -109,21 +111,20 @@ def _private_key(credentials: DocuSignCredentials) -> str:
 
 
 def _legacy(credentials: DocuSignCredentials) -> AuthBase:
-    _require(credentials, "username", "password", "integrator_key")
-    return LegacyHeaderAuth(credentials.username, credentials.password, credentials.integrator_key)
+    return LegacyHeaderAuth(*_require(credentials, "username", "password", "integrator_key"))
 
 
 def _token(credentials: DocuSignCredentials) -> AuthBase:
-    _require(credentials, "access_token")
-    return BearerAuth(credentials.access_token)
+    (access_token,) = _require(credentials, "access_token")
+    return BearerAuth(access_token)
 
 
 def _jwt(credentials: DocuSignCredentials) -> AuthBase:
-    _require(credentials, "integration_key", "user_id")
+    integration_key, user_id = _require(credentials, "integration_key", "user_id")
     return JwtGrantAuth(
         OAuthServer(credentials.oauth_base_url),
-        credentials.integration_key,
-        credentials.user_id,
+        integration_key,
+        user_id,
         _private_key(credentials),
         credentials.scopes,
         credentials.redirect_uri,
@@ -131,12 +132,9 @@ def _jwt(credentials: DocuSignCredentials) -> AuthBase:
 
 
 def _refresh_token(credentials: DocuSignCredentials) -> AuthBase:
-    _require(credentials, "client_id", "client_secret", "refresh_token")
     return RefreshTokenAuth(
         OAuthServer(credentials.oauth_base_url),
-        credentials.client_id,
-        credentials.client_secret,
-        credentials.refresh_token,
+        *_require(credentials, "client_id", "client_secret", "refresh_token"),
     )
 
 

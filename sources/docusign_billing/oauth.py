@@ -13,6 +13,7 @@ from urllib.parse import urlencode, urlsplit
 import jwt
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from dlt.sources.helpers.requests import Client
 from requests import PreparedRequest, RequestException, Response
 from requests.auth import AuthBase, HTTPBasicAuth
@@ -163,9 +164,12 @@ class JwtGrantAuth(CachedTokenAuth):
         self._integration_key, self._user_id, self._scopes = integration_key, user_id, scopes
         self._redirect_uri = redirect_uri
         try:
-            self._key = serialization.load_pem_private_key(private_key.encode(), password=None)
+            key = serialization.load_pem_private_key(private_key.encode(), password=None)
         except (ValueError, TypeError, UnsupportedAlgorithm):
-            raise ConfigError("private_key is not an unencrypted PEM RSA private key") from None
+            key = None
+        if not isinstance(key, rsa.RSAPrivateKey):  # RS256 signs with RSA keys only
+            raise ConfigError("private_key is not an unencrypted PEM RSA private key")
+        self._key = key
 
     def consent_url(self) -> str:
         query = urlencode(

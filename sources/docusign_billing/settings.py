@@ -27,6 +27,9 @@ MAX_RETRY_DELAY: Final = 60.0
 RATE_LIMIT_MAX_WAIT: Final = 60.0
 """Longest wait for DocuSign's rate-limit window to free; past it (the hourly limit is spent) the
 remaining accounts are left for a later run instead of stalling this one."""
+BURST_WINDOW: Final = 30.0
+"""Seconds of DocuSign's burst window (`X-BurstLimit-*`); it sends no reset time for it, so a
+spent burst budget is waited out this long after the window was first seen."""
 MAX_WORKERS: Final = 16
 """Accounts fetched at once; DocuSign's rate-limit headers slow them down before a 429."""
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from dlt.common.normalizers.naming.snake_case import NamingConvention
 
 from .bodies import AccountResponse, read_known
+from .dlt_internals import NamingConvention
 from .errors import ApiError, ResponseError
 from .parse import (
     ACCOUNT_FIELDS,

@@ -109,10 +109,11 @@ def _invoice(
         _ZERO if r < 0.5 else (amount * rng.randrange(1, 40) / 100).quantize(_CENT, ROUND_DOWN)
     )
     r = rng.random()
+    # past due means a balance is left: a tenth are half paid (no draw, so the sequence is kept)
     balance = (
         amount
         if r < 0.7
-        else _ZERO
+        else (amount / 2).quantize(_CENT, ROUND_DOWN)
         if r < 0.8
         else (amount * rng.randrange(1, 100) / 100).quantize(_CENT, ROUND_DOWN)
     )

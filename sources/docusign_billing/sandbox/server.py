@@ -2,12 +2,17 @@
 
 Request pipeline, in order (each step may end the request):
   1. `latency` sleep (every request, even unknown paths)
-  2. routing -> 404 for anything but GET .../billing_invoices_past_due
+  2. routing -> 404 for anything but GET .../accounts/{id}/ + one of `RESOURCES`
   3. authentication -> 401 (nothing below ever sees an unauthenticated request)
   4. account checks -> 400 USER_DOES_NOT_BELONG_TO_SPECIFIED_ACCOUNT / USER_LACKS_PERMISSIONS
-  5. rate limiter -> 429 (only authenticated, authorised requests count toward the window)
-  6. next queued fault (`inject`) matching the account
-  7. raw override (`set_response`) or the account's current body
+  5. rate limiters (`limits.py`; only authenticated, authorised requests count toward a window):
+     the host's (`rate_limit`) -> 429, the account's hourly and burst (`limit_accounts`) -> 400
+  6. next queued fault (`inject`) matching the account (and resource)
+  7. raw override (`set_response`) or the view of the account's ledger (`ledger.py`, `billing.py`)
+
+The data is one ledger per account (`ledger.py`): the past-due body is exactly its invoices with a
+balance whose due date is before `today`, and the other endpoints are views of the same invoices,
+payments, plans and usage. `today` is the sandbox's clock (a date; `advance()` moves it).
 """
 
 from __future__ import annotations
@@ -22,14 +27,18 @@ import sys
 import threading
 import time
 import xml.etree.ElementTree as ElementTree
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from random import Random
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
+from .billing import LOGGED_PARAMETERS, BadRequest, charges_body, list_page, plan_body
 from .data import account_id_for, format_amount, generate_response, parse_amount
+from .ledger import AccountLedger
+from .limits import AccountLimits, Admission, FixedWindow, HostLimit
 from .oauth import OAuthAuthority
 
 LEGACY_CREDENTIALS = {
@@ -39,9 +48,14 @@ LEGACY_CREDENTIALS = {
 }
 ACCESS_TOKEN = "sandbox-access-token"
 
-FAULTS = frozenset({"401", "429", "500", "502", "503", "504", "reset", "hang", "latency"})
-_ROUTE = re.compile(r"^/restapi/v2\.1/accounts/([^/]+)/billing_invoices_past_due/?$")
+FAULTS = frozenset(
+    {"401", "429", "hourly", "burst", "500", "502", "503", "504", "reset", "hang", "latency"}
+)
+PAST_DUE = "billing_invoices_past_due"
+RESOURCES = (PAST_DUE, "billing_invoices", "billing_payments", "billing_plan", "billing_charges")
+_ROUTE = re.compile(rf"^/restapi/v2\.1/accounts/([^/]+)/({'|'.join(RESOURCES)})/?$")
 _DEFAULT_HOURLY_LIMIT = 1000
+_DEFAULT_BURST_LIMIT = 200
 _ERRORS = {
     "missing": (
         401,
@@ -79,6 +93,16 @@ _ERRORS = {
         "HOURLY_APIINVOCATION_LIMIT_EXCEEDED",
         "The maximum number of hourly API invocations has been exceeded.",
     ),
+    "hourly": (
+        400,
+        "HOURLY_APIINVOCATION_LIMIT_EXCEEDED",
+        "The maximum number of hourly API invocations has been exceeded.",
+    ),
+    "burst": (
+        400,
+        "BURST_APIINVOCATION_LIMIT_EXCEEDED",
+        "The maximum number of API invocations per 30 seconds has been exceeded.",
+    ),
     "500": (500, "UNSPECIFIED_ERROR", "An unexpected error occurred while processing the request."),
     "502": (502, "BAD_GATEWAY", "The upstream server returned an invalid response."),
     "503": (
@@ -105,6 +129,11 @@ def _json_reply(status: int, body: object, headers: dict[str, str] | None = None
 def _error(kind: str, headers: dict[str, str] | None = None) -> Reply:
     status, code, message = _ERRORS[kind]
     return _json_reply(status, {"errorCode": code, "message": message}, headers)
+
+
+def _throttled(admission: Admission) -> Reply:
+    kind = "hourly" if admission.throttled == "HOURLY_APIINVOCATION_LIMIT_EXCEEDED" else "burst"
+    return _error(kind, admission.headers)
 
 
 def _legacy_fields(header: str) -> dict[str, str] | None:
@@ -178,10 +207,16 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class Sandbox:
-    """DocuSign eSignature look-alike serving `billing_invoices_past_due` on 127.0.0.1.
+    """DocuSign eSignature look-alike serving the billing endpoints (`RESOURCES`) on 127.0.0.1.
 
     All state switches are thread-safe; `reset()` restores the constructor state (added accounts,
-    overrides, denials, faults, limiter, latency, counters and the log) but keeps tokens from `add_token`.
+    payments, `today`, overrides, denials, faults, limiters, latency, counters and the log) but
+    keeps tokens from `add_token`.
+
+    Request log: `requests` holds one dict per request, in arrival order: `method`, `path` (without
+    the query), `resource` (one of `RESOURCES` or None), `query` (the billing parameters of
+    `billing.LOGGED_PARAMETERS` as sent, nothing else), `status` (None: connection dropped),
+    `account_id`, `auth` ("token", "legacy" or None) and `at` (epoch seconds). Never header values.
     """
 
     def __init__(
@@ -194,8 +229,24 @@ class Sandbox:
         port: int = 0,
         hosts: int = 1,
         token_lifetime: float = 3600.0,
+        today: date | None = None,
+        page_size: int = 1000,
+        max_window_days: int = 365,
+        leak_payment_details: bool = False,
     ) -> None:
-        """`hosts` > 1 spreads the accounts over that many ports, like DocuSign's naX hosts."""
+        """Builds the accounts' ledgers; `start()` serves them.
+
+        Args:
+            hosts: > 1 spreads the accounts over that many ports, like DocuSign's naX hosts.
+            today: the sandbox's clock (default: today in UTC); invoices due before it are settled.
+            page_size: records per `billing_invoices` / `billing_payments` page (then `nextUri`).
+            max_window_days: longest `from_date`..`to_date` window accepted (else HTTP 400).
+            leak_payment_details: send card, bank and tax-exempt data in `billing_plan` even
+                when the request asks for none (to prove the pipeline drops them).
+        """
+        self.initial_today = today or datetime.now(UTC).date()
+        self.page_size, self.max_window_days = page_size, max_window_days
+        self.leak_payment_details = leak_payment_details
         self.seed, self.items_per_invoice, self.host, self.port = (
             seed,
             items_per_invoice,
@@ -279,7 +330,7 @@ class Sandbox:
         if not self._servers:
             raise RuntimeError("Sandbox is not running; call start() first")
         host, port = self._servers[index].server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"  # an IPv4 server's host is a str
 
     def _host_of(self, account_id: str) -> int:
         with self._lock:
@@ -303,34 +354,72 @@ class Sandbox:
             return list(self._bodies)
 
     def response(self, account_id: str) -> dict[str, Any]:
-        """Deep copy of the account's current body (ignores any `set_response` override)."""
+        """Deep copy of the account's past-due body today (ignores any `set_response` override)."""
         with self._lock:
-            return copy.deepcopy(self._bodies[account_id])
+            return copy.deepcopy(self._past_due(account_id))
+
+    def ledger(self, account_id: str) -> AccountLedger:
+        """The account's history (read it under no other thread's changes: tests only)."""
+        with self._lock:
+            return self._ledgers[account_id]
+
+    @property
+    def today(self) -> date:
+        with self._lock:
+            return self._today
+
+    @today.setter
+    def today(self, day: date) -> None:
+        with self._lock:
+            self._today = day
+
+    def advance(self, days: int = 1) -> date:
+        """Move the clock on by `days`: new invoices are issued, payments arrive, balances change."""
+        with self._lock:
+            self._today += timedelta(days=days)
+            return self._today
 
     def add_account(self, invoices: int = 3) -> str:
         """Append a deterministically generated account and return its id."""
         with self._lock:
-            index = len(self._bodies)
-            account_id = account_id_for(self.seed, index)
-            self._bodies[account_id] = generate_response(
-                self.seed, index, account_id, invoices, self.items_per_invoice
-            )
+            return self._add(len(self._bodies), invoices)
+
+    def _add(self, index: int, invoices: int) -> str:
+        account_id = account_id_for(self.seed, index)
+        body = generate_response(self.seed, index, account_id, invoices, self.items_per_invoice)
+        self._bodies[account_id] = body
+        self._ledgers[account_id] = AccountLedger(
+            self.seed, index, account_id, body, self.initial_today
+        )
         return account_id
 
     def pay_invoice(self, account_id: str, invoice_id: str) -> None:
-        """Drop the invoice from the past-due list, as DocuSign does once it is paid."""
+        """Pay the invoice's whole balance today: it leaves the past-due list, a payment appears."""
         with self._lock:
-            body = self._bodies[account_id]
-            invoice = self._find_invoice(body, invoice_id)
-            body["billingInvoices"].remove(invoice)
-            self._recompute(body)
+            ledger = self._ledgers[account_id]
+            invoice = next(
+                (i for i in ledger.past_due(self._today) if i.invoice_id == invoice_id), None
+            )
+            if invoice is None:
+                raise KeyError(invoice_id)
+            ledger.record_payment(invoice, invoice.balance(self._today), self._today)
+            if invoice.collection:
+                self._bodies[account_id]["billingInvoices"].remove(invoice.body)
+                invoice.body["balance"] = "0.00"
+                self._recompute(self._bodies[account_id])
 
     def set_balance(self, account_id: str, invoice_id: str, balance: str) -> None:
-        """Change an invoice balance (any DocuSign amount format) and keep the totals consistent."""
-        parse_amount(balance)
+        """Change a past-due endpoint invoice's balance (any DocuSign amount format) and keep the
+        totals consistent; a lower balance is a payment of the difference today."""
+        new = parse_amount(balance)
         with self._lock:
-            body = self._bodies[account_id]
-            self._find_invoice(body, invoice_id)["balance"] = balance
+            body, ledger = self._bodies[account_id], self._ledgers[account_id]
+            invoice = ledger.collection(invoice_id)
+            if invoice.body not in body["billingInvoices"]:
+                raise KeyError(invoice_id)
+            if new < invoice.balance(self._today):
+                ledger.record_payment(invoice, invoice.balance(self._today) - new, self._today)
+            invoice.body["balance"] = balance
             self._recompute(body)
 
     def set_response(
@@ -339,8 +428,10 @@ class Sandbox:
         body: object,
         status: int = 200,
         content_type: str = "application/json",
+        resource: str = PAST_DUE,
     ) -> None:
-        """Serve `body` verbatim for this account: dict/list are JSON-encoded, str/bytes sent as-is."""
+        """Serve `body` verbatim for this account's `resource`: dict/list are JSON-encoded,
+        str/bytes sent as-is."""
         if isinstance(body, (dict, list)):
             raw = json.dumps(body).encode()
         elif isinstance(body, str):
@@ -349,10 +440,12 @@ class Sandbox:
             raw = body
         else:
             raise TypeError(f"unsupported body type {type(body).__name__}")
+        if resource not in RESOURCES:
+            raise ValueError(f"unknown resource {resource!r}; expected one of {RESOURCES}")
         with self._lock:
             if account_id not in self._bodies:
                 raise KeyError(account_id)
-            self._overrides[account_id] = (status, raw, content_type)
+            self._overrides[(account_id, resource)] = (status, raw, content_type)
 
     def deny_admin(self, account_id: str) -> None:
         """Make the account answer 400 USER_LACKS_PERMISSIONS, as for a non-admin user."""
@@ -367,30 +460,55 @@ class Sandbox:
     def reset(self) -> None:
         with self._lock:
             self._bodies: dict[str, dict[str, Any]] = {}
+            self._ledgers: dict[str, AccountLedger] = {}
+            self._today = self.initial_today
             for index, invoices in enumerate(self._initial_counts):
-                account_id = account_id_for(self.seed, index)
-                self._bodies[account_id] = generate_response(
-                    self.seed, index, account_id, invoices, self.items_per_invoice
-                )
-            self._overrides: dict[str, tuple[int, bytes, str]] = {}
+                self._add(index, invoices)
+            self._overrides: dict[tuple[str, str], tuple[int, bytes, str]] = {}
             self._denied: set[str] = set()
             self._faults: list[dict[str, Any]] = []
-            self._limit: tuple[int, float] | None = None
-            self._window = (0, 0)  # (window number, requests admitted in it)
+            self._host_limit: HostLimit | None = None
+            self._account_limits: AccountLimits | None = None
             self.latency = 0.0
             self.throttled = 0
             self.max_in_flight = 0
             self._in_flight = 0
             self.requests: list[dict[str, Any]] = []
 
+    def _past_due(self, account_id: str) -> dict[str, Any]:
+        """The past-due body today (caller holds the lock): the collections body itself while its
+        invoices are exactly the ledger's past-due ones, else a body re-totalled around them."""
+        body, overdue = self._bodies[account_id], self._ledgers[account_id].past_due(self._today)
+        listed = body["billingInvoices"]
+        if len(overdue) == len(listed) and all(i.body is b for i, b in zip(overdue, listed)):
+            return body
+        derived = {
+            **body,
+            "billingInvoices": [
+                i.body
+                if i.collection
+                else {**i.body, "balance": format_amount(i.balance(self._today))}
+                for i in overdue
+            ],
+        }
+        self._recompute(derived)
+        return derived
+
     # faults ------------------------------------------------------------------------------------
     def inject(
-        self, fault: str, times: int = 1, account_id: str | None = None, **options: Any
+        self,
+        fault: str,
+        times: int = 1,
+        account_id: str | None = None,
+        resource: str | None = None,
+        **options: Any,
     ) -> None:
-        """Queue `fault` for the next `times` requests (for `account_id`, or any account if None).
+        """Queue `fault` for the next `times` requests (for `account_id` and `resource`, or any).
 
-        Options: 429 -> retry_after (int seconds), ratelimit_reset (seconds from now); a missing option
-        omits its headers. hang -> seconds (default 30, cut short by stop()). latency -> seconds.
+        Options: 429 and hourly -> ratelimit_reset (seconds from now; X-RateLimit-* headers), 429
+        -> retry_after (int seconds); a missing option omits its headers. hourly / burst answer
+        HTTP 400 with DocuSign's throttling errorCode. hang -> seconds (default 30, cut short by
+        stop()). latency -> seconds.
         """
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; expected one of {sorted(FAULTS)}")
@@ -398,16 +516,38 @@ class Sandbox:
             raise ValueError("times must be >= 1")
         with self._lock:
             self._faults.append(
-                {"fault": fault, "left": times, "account_id": account_id, "options": options}
+                {
+                    "fault": fault,
+                    "left": times,
+                    "account_id": account_id,
+                    "resource": resource,
+                    "options": options,
+                }
             )
 
     def rate_limit(self, max_requests: int, per_seconds: float) -> None:
-        """Fixed windows aligned to the clock, like DocuSign's hourly windows: `X-RateLimit-Reset`
-        is when the next window starts with the full budget. Once set, every authorised response
-        carries X-RateLimit-* headers."""
+        """One fixed window for the whole host, answered with 429 + `Retry-After`: windows are
+        aligned to the clock and `X-RateLimit-Reset` is when the next one starts with the full
+        budget. Once set, every authorised response carries X-RateLimit-* headers."""
         with self._lock:
-            self._limit = (max_requests, per_seconds)
-            self._window = (0, 0)
+            self._host_limit = HostLimit(FixedWindow(max_requests, per_seconds))
+
+    def limit_accounts(
+        self,
+        hourly: int = 3000,
+        burst: int = 200,
+        hour_seconds: float = 3600.0,
+        burst_seconds: float = 30.0,
+    ) -> None:
+        """DocuSign's limits per account: `hourly` requests per clock-aligned window of
+        `hour_seconds` (`X-RateLimit-Limit/-Remaining/-Reset`) and `burst` per `burst_seconds`
+        (`X-BurstLimit-Limit/-Remaining`), headers on every authorised answer; a spent window
+        answers HTTP 400 `HOURLY_APIINVOCATION_LIMIT_EXCEEDED` / `BURST_APIINVOCATION_LIMIT_EXCEEDED`.
+        The defaults are DocuSign's developer environment's; shorter windows make tests fast."""
+        with self._lock:
+            self._account_limits = AccountLimits(
+                FixedWindow(hourly, hour_seconds), FixedWindow(burst, burst_seconds)
+            )
 
     # request handling --------------------------------------------------------------------------
     def _track(self, connection: socket.socket, add: bool) -> None:
@@ -418,10 +558,14 @@ class Sandbox:
         self, method: str, raw_path: str, headers: Message, body: bytes = b"", host: int = 0
     ) -> Reply:
         """Run the pipeline in the module docstring and log the outcome (never header values)."""
-        path = urlsplit(raw_path).path
+        parts = urlsplit(raw_path)
+        path = parts.path
+        query = {k: v for k, v in parse_qsl(parts.query) if k in LOGGED_PARAMETERS}
         entry: dict[str, Any] = {
             "method": method,
             "path": path,
+            "resource": None,
+            "query": query,
             "status": None,
             "account_id": None,
             "auth": None,
@@ -468,12 +612,9 @@ class Sandbox:
             entry["account_id"] = match.group(1)
             reply = _error("account")  # the account lives on another host
         else:
-            entry["account_id"] = match.group(1)
+            entry["account_id"], entry["resource"] = match.group(1), match.group(2)
             reply = self._authorised(entry, headers)
         entry["status"] = reply[0]
-        if reply[0] == 429:
-            with self._lock:
-                self.throttled += 1
         return reply
 
     def _authorised(self, entry: dict[str, Any], headers: Message) -> Reply:
@@ -481,25 +622,43 @@ class Sandbox:
         if failure:
             return _error(failure)
         entry["auth"] = auth
-        account_id = entry["account_id"]
+        account_id, resource = entry["account_id"], entry["resource"]
         with self._lock:
             if account_id not in self._bodies:
                 return _error("account")
             if account_id in self._denied:
                 return _error("admin")
-            limited, limit_headers = self._admit()
-            if limited:
-                return _error("429", limit_headers)
-            fault = self._next_fault(account_id)
+            throttled, limit_headers = self._admit(account_id)
+            if throttled is not None:
+                self.throttled += 1
+                return throttled
+            fault = self._next_fault(account_id, resource)
         if fault is not None:
             reply = self._apply_fault(fault, limit_headers)
             if reply is not None:
                 return reply
         with self._lock:
-            if account_id in self._overrides:
-                status, raw, content_type = self._overrides[account_id]
+            if (account_id, resource) in self._overrides:
+                status, raw, content_type = self._overrides[(account_id, resource)]
                 return status, raw, content_type, limit_headers
-            return _json_reply(200, self._bodies[account_id], limit_headers)
+            try:
+                return _json_reply(
+                    200, self._view(account_id, resource, entry["query"]), limit_headers
+                )
+            except BadRequest as ex:
+                body = {"errorCode": "INVALID_REQUEST_PARAMETER", "message": str(ex)}
+                return _json_reply(400, body, limit_headers)
+
+    def _view(self, account_id: str, resource: str, query: dict[str, str]) -> dict[str, Any]:
+        """The resource's body today from the account's ledger (caller holds the lock)."""
+        ledger, today = self._ledgers[account_id], self._today
+        if resource == PAST_DUE:
+            return self._past_due(account_id)
+        if resource == "billing_plan":
+            return plan_body(ledger, query, today, self.leak_payment_details)
+        if resource == "billing_charges":
+            return charges_body(ledger, query, today)
+        return list_page(resource, ledger, query, today, self.max_window_days, self.page_size)
 
     def _authenticate(self, headers: Message) -> tuple[str | None, str | None]:
         """Return (auth kind, error kind); bearer tokens win when both headers are sent."""
@@ -525,32 +684,28 @@ class Sandbox:
             return None, "user"
         return "legacy", None
 
-    def _admit(self) -> tuple[bool, dict[str, str]]:
-        """Fixed-window check (caller holds the lock); returns (throttled, headers)."""
-        if self._limit is None:
-            return False, {}
-        max_requests, per_seconds = self._limit
-        now = time.time()
-        window = math.floor(now / per_seconds)
-        used = self._window[1] if self._window[0] == window else 0
-        throttled = used >= max_requests
-        if not throttled:
-            used += 1
-        self._window = (window, used)
-        resets_at = (window + 1) * per_seconds
-        headers = {
-            "X-RateLimit-Limit": str(max_requests),
-            "X-RateLimit-Remaining": str(max_requests - used),
-            "X-RateLimit-Reset": str(math.ceil(resets_at)),
-        }
-        if throttled:
-            headers["Retry-After"] = str(max(1, math.ceil(resets_at - now)))
-        return throttled, headers
+    def _admit(self, account_id: str) -> tuple[Reply | None, dict[str, str]]:
+        """Both limiters (caller holds the lock): (the throttling reply or None, limit headers)."""
+        headers: dict[str, str] = {}
+        for limiter in (self._account_limits, self._host_limit):
+            if limiter is None:
+                continue
+            if isinstance(limiter, HostLimit):
+                admission = limiter.admit()
+                headers.update(admission.headers)
+                if admission.throttled:
+                    return _error("429", headers), headers
+            else:
+                admission = limiter.admit(account_id)
+                headers.update(admission.headers)
+                if admission.throttled:
+                    return _throttled(Admission(headers, admission.throttled)), headers
+        return None, headers
 
-    def _next_fault(self, account_id: str) -> dict[str, Any] | None:
-        """Pop one use of the oldest fault matching this account (caller holds the lock)."""
+    def _next_fault(self, account_id: str, resource: str) -> dict[str, Any] | None:
+        """Pop one use of the oldest fault matching this request (caller holds the lock)."""
         for fault in self._faults:
-            if fault["account_id"] in (None, account_id):
+            if fault["account_id"] in (None, account_id) and fault["resource"] in (None, resource):
                 fault["left"] -= 1
                 if fault["left"] == 0:
                     self._faults.remove(fault)
@@ -575,12 +730,18 @@ class Sandbox:
                 limit_headers,
             )
         headers = dict(limit_headers)
-        if kind == "429":
-            if options.get("retry_after") is not None:
+        if kind in ("429", "hourly", "burst"):
+            with self._lock:
+                self.throttled += 1
+        if kind == "burst":
+            headers["X-BurstLimit-Remaining"] = "0"
+            headers.setdefault("X-BurstLimit-Limit", str(_DEFAULT_BURST_LIMIT))
+        if kind in ("429", "hourly"):
+            if kind == "429" and options.get("retry_after") is not None:
                 headers["Retry-After"] = str(options["retry_after"])
             if options.get("ratelimit_reset") is not None:
-                headers["X-RateLimit-Limit"] = str(
-                    self._limit[0] if self._limit else _DEFAULT_HOURLY_LIMIT
+                headers["X-RateLimit-Limit"] = headers.get(
+                    "X-RateLimit-Limit", str(_DEFAULT_HOURLY_LIMIT)
                 )
                 headers["X-RateLimit-Remaining"] = "0"
                 headers["X-RateLimit-Reset"] = str(

@@ -70,25 +70,29 @@ loaded first, jobs with a recorded outcome are not re-run).
 
 import logging
 import os
-import re
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
 import dlt
-from dlt.common.schema import Schema
-from dlt.common.schema.utils import get_write_disposition
-from dlt.common.storages import LoadStorage, NormalizeStorage
-from dlt.common.storages.file_storage import FileStorage
-from dlt.common.storages.load_package import PackageStorage, ParsedLoadJobFileName
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
-log = logging.getLogger(__name__)
+from .dlt_internals import (
+    ATOMIC_TEMP_NAME,
+    EXTRACTED_FOLDER,
+    FOLLOWUP_FORMATS,
+    NEW_PACKAGES_FOLDER,
+    NORMALIZED_FOLDER,
+    PackageStorage,
+    get_write_disposition,
+    normalized_packages,
+    parse_job_file_name,
+    repairs_vouched_for,
+)
+from .errors import DocuSignBillingError
 
-_ATOMIC_TEMP = re.compile(r"[0-9a-f]{16}")
-FOLLOWUP_FORMATS = ("sql", "reference")
-"""Job formats dlt creates itself while loading (merge/replace SQL, staging references)."""
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -119,14 +123,35 @@ RemoveRows = Callable[[str, set[str]], None]
 """Deletes a load id's rows from the named destination tables."""
 
 
+class UnrepairedPackageError(DocuSignBillingError):
+    """A package left by an interrupted run needs a repair that cannot be made here."""
+
+
 def recover(pipeline: dlt.Pipeline) -> Recovery:
-    """Repairs what a killed run left in `pipeline.working_dir`; call it holding the run lock."""
+    """Repairs what a killed run left in `pipeline.working_dir`; call it holding the run lock.
+
+    Raises `UnrepairedPackageError` when a repair is needed but the installed dlt is outside the
+    tested range: the package layout the repair edits may have changed, so nothing is touched.
+    """
     done = Recovery()
-    load_dir = os.path.join(pipeline.working_dir, "load")
-    normalize_dir = os.path.join(pipeline.working_dir, "normalize")
-    if os.path.isdir(normalize_dir) and os.path.isdir(load_dir):
-        done.stale_extracted = remove_stale_extracted(normalize_dir, load_dir)
-    normalized_dir = os.path.join(load_dir, LoadStorage.NORMALIZED_FOLDER)
+    stale = stale_extracted(pipeline)
+    normalized_dir = os.path.join(pipeline.working_dir, "load", NORMALIZED_FOLDER)
+    interrupted = interrupted_loads(normalized_dir) if os.path.isdir(normalized_dir) else []
+    if (stale or interrupted) and not repairs_vouched_for():
+        raise UnrepairedPackageError(
+            f"pipeline {pipeline.pipeline_name} holds load package(s)"
+            f" {', '.join(sorted(set(stale + interrupted)))} of an interrupted run that this dlt"
+            f" version ({dlt.__version__}) cannot be trusted to resume without loading data twice;"
+            " run once with the dlt version pinned in pyproject.toml, or discard the package(s)"
+            f" with `dlt pipeline {pipeline.pipeline_name} drop-pending-packages` (the next run"
+            " extracts their data again)"
+        )
+    if stale:
+        done.stale_extracted = remove_stale_extracted(
+            os.path.join(pipeline.working_dir, "normalize"),
+            os.path.join(pipeline.working_dir, "load"),
+            stale,
+        )
     if os.path.isdir(normalized_dir):
         remove_atomic_write_leftovers(normalized_dir)
         done.restarted_loads = restart_interrupted_loads(
@@ -137,25 +162,22 @@ def recover(pipeline: dlt.Pipeline) -> Recovery:
     return done
 
 
-def remove_stale_extracted(normalize_dir: str, load_dir: str) -> list[str]:
-    """Deletes `normalize/extracted/<id>` (and `load/new/<id>`) when `<id>` is normalized or loaded."""
-    extracted = os.path.join(normalize_dir, NormalizeStorage.EXTRACTED_FOLDER)
-    if not os.path.isdir(extracted):
-        return []
+def stale_extracted(pipeline: dlt.Pipeline) -> list[str]:
+    """Extracted packages that were normalized (or loaded) already: the copies dlt left behind."""
     moved_on = {
-        load_id
-        for folder in (LoadStorage.NORMALIZED_FOLDER, LoadStorage.LOADED_FOLDER)
-        for load_id in _dirs(os.path.join(load_dir, folder))
+        *pipeline.list_normalized_load_packages(),
+        *pipeline.list_completed_load_packages(),
     }
-    removed = []
-    for load_id in sorted(set(_dirs(extracted)) & moved_on):
+    return sorted(set(pipeline.list_extracted_load_packages()) & moved_on)
+
+
+def remove_stale_extracted(normalize_dir: str, load_dir: str, load_ids: Sequence[str]) -> list[str]:
+    """Deletes `normalize/extracted/<id>` (and `load/new/<id>`) of each stale package."""
+    for load_id in load_ids:
         # scratch copy first: dlt rebuilds it from the extracted copy, never the other way round
-        shutil.rmtree(
-            os.path.join(load_dir, LoadStorage.NEW_PACKAGES_FOLDER, load_id), ignore_errors=True
-        )
-        shutil.rmtree(os.path.join(extracted, load_id))
-        removed.append(load_id)
-    return removed
+        shutil.rmtree(os.path.join(load_dir, NEW_PACKAGES_FOLDER, load_id), ignore_errors=True)
+        shutil.rmtree(os.path.join(normalize_dir, EXTRACTED_FOLDER, load_id))
+    return list(load_ids)
 
 
 def remove_atomic_write_leftovers(storage_dir: str) -> None:
@@ -166,7 +188,7 @@ def remove_atomic_write_leftovers(storage_dir: str) -> None:
     """
     for name in os.listdir(storage_dir):
         path = os.path.join(storage_dir, name)
-        if _ATOMIC_TEMP.fullmatch(name) and os.path.isfile(path):
+        if ATOMIC_TEMP_NAME.fullmatch(name) and os.path.isfile(path):
             os.remove(path)
 
 
@@ -185,14 +207,11 @@ def remove_rows(pipeline: dlt.Pipeline, load_id: str, tables: set[str]) -> None:
 
 def restart_interrupted_loads(normalized_dir: str, remove_appended_rows: RemoveRows) -> list[str]:
     """Restarts the staging work of every normalized package that may hold a replayed copy."""
-    packages = PackageStorage(FileStorage(normalized_dir), LoadStorage.NORMALIZED_FOLDER)
+    packages = normalized_packages(normalized_dir)
     restarted = []
-    for load_id in packages.list_packages():
-        schema = packages.load_schema(load_id)
-        staged, appended = _restartable_tables(schema, packages, load_id)
+    for load_id in _interrupted(packages):
+        staged, appended = _restartable_tables(packages.load_schema(load_id), packages, load_id)
         restartable = staged | appended
-        if not _needs_restart(packages, load_id, restartable):
-            continue
         state = packages.get_load_package_state(load_id)
         if state.get("dropped_tables") or state.get("truncated_tables"):
             log.warning(
@@ -206,6 +225,20 @@ def restart_interrupted_loads(normalized_dir: str, remove_appended_rows: RemoveR
         restart_staging_work(packages, load_id, restartable)
         restarted.append(load_id)
     return restarted
+
+
+def interrupted_loads(normalized_dir: str) -> list[str]:
+    """Normalized packages with a load job that may have committed without dlt knowing."""
+    return list(_interrupted(normalized_packages(normalized_dir)))
+
+
+def _interrupted(packages: PackageStorage) -> Iterator[str]:
+    for load_id in packages.list_packages():
+        if packages.has_abort_flag(load_id):
+            continue  # `abort_packages()` was asked for it: dlt completes it as aborted
+        staged, appended = _restartable_tables(packages.load_schema(load_id), packages, load_id)
+        if _needs_restart(packages, load_id, staged | appended):
+            yield load_id
 
 
 def restart_staging_work(packages: PackageStorage, load_id: str, tables: set[str]) -> None:
@@ -234,8 +267,7 @@ def restart_staging_work(packages: PackageStorage, load_id: str, tables: set[str
         for file_path in storage.list_folder_files(
             packages.get_job_state_folder_path(load_id, state)
         ):
-            file_name = FileStorage.get_file_name_from_file_path(file_path)
-            job = ParsedLoadJobFileName.parse(file_name)
+            file_name, job = parse_job_file_name(file_path)
             if job.table_name not in tables:
                 continue
             if job.file_format in FOLLOWUP_FORMATS:
@@ -250,13 +282,17 @@ def restart_staging_work(packages: PackageStorage, load_id: str, tables: set[str
     storage.delete(applied_path)
 
 
-def appended_tables(schema: Schema, packages: PackageStorage, load_id: str) -> set[str]:
-    """The package's append tables whose rows carry `_dlt_load_id` (`remove_rows` finds them)."""
-    return _restartable_tables(schema, packages, load_id)[1]
+def remove_appended_rows(pipeline: dlt.Pipeline, load_id: str) -> None:
+    """Deletes the rows a normalized package's append jobs may have committed, by `_dlt_load_id`
+    (before the package is discarded: its data is extracted again by a later run)."""
+    packages = normalized_packages(os.path.join(pipeline.working_dir, "load", NORMALIZED_FOLDER))
+    appended = _restartable_tables(packages.load_schema(load_id), packages, load_id)[1]
+    if appended:
+        remove_rows(pipeline, load_id, appended)
 
 
 def _restartable_tables(
-    schema: Schema, packages: PackageStorage, load_id: str
+    schema: dlt.Schema, packages: PackageStorage, load_id: str
 ) -> tuple[set[str], set[str]]:
     """Tables of the package's jobs that dlt stages or truncates in `initialize_package`, and the
     append tables whose rows of the package can be found again by `_dlt_load_id`."""
@@ -281,19 +317,10 @@ def _needs_restart(packages: PackageStorage, load_id: str, tables: set[str]) -> 
     ) and packages.storage.has_file(os.path.join(package, PackageStorage.SCHEMA_UPDATES_FILE_NAME)):
         return True  # a repair that was itself interrupted
     for file_path in packages.list_started_jobs(load_id):
-        file_name = FileStorage.get_file_name_from_file_path(file_path)
-        job = ParsedLoadJobFileName.parse(file_name)
+        file_name, job = parse_job_file_name(file_path)
         if job.table_name not in tables or job.file_format == "sql":
             continue
         outcome: Sequence[str | None] | None = packages.load_pending_transition(load_id, file_name)
         if outcome is None or outcome[0] not in ("completed", "failed"):
             return True  # its copy may have committed: resuming it would stage the rows twice
     return False
-
-
-def _dirs(path: str) -> list[str]:
-    return (
-        [name for name in os.listdir(path) if os.path.isdir(os.path.join(path, name))]
-        if os.path.isdir(path)
-        else []
-    )

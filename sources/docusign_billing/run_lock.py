@@ -4,6 +4,9 @@ A second run started while the first still holds the lock fails at once with `Ru
 (the CLI prints it as one line and exits 1, "the run failed": the scheduler's next run simply
 proceeds). The kernel drops the lock when the holder exits or is killed (even by SIGKILL), so a
 crashed run never leaves a stale lock behind; the file itself stays and is reused.
+
+`held_here()` tells whether this process holds it: the source then leaves the pipeline folder's
+repairs to the holder (`load()` runs them itself, `run_guard.py`).
 """
 
 import fcntl
@@ -13,10 +16,13 @@ from contextlib import contextmanager
 
 import dlt
 
-from sources.docusign_billing.errors import DocuSignBillingError
+from .errors import DocuSignBillingError
 
 LOCK_FILE = "run.lock"
 """Inside `pipeline.working_dir`, next to dlt's own state."""
+
+_held: set[str] = set()
+"""Lock files this process holds."""
 
 
 class RunInProgressError(DocuSignBillingError):
@@ -25,6 +31,11 @@ class RunInProgressError(DocuSignBillingError):
 
 def lock_path(pipeline: dlt.Pipeline) -> str:
     return os.path.join(pipeline.working_dir, LOCK_FILE)
+
+
+def held_here(pipeline: dlt.Pipeline) -> bool:
+    """This process holds the pipeline's run lock."""
+    return lock_path(pipeline) in _held
 
 
 @contextmanager
@@ -57,6 +68,8 @@ def run_lock(pipeline: dlt.Pipeline) -> Iterator[str]:
     try:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())  # for humans only; the flock is the lock
+        _held.add(path)
         yield path
     finally:
+        _held.discard(path)
         os.close(fd)  # releases the flock

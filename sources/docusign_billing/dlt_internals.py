@@ -1,0 +1,149 @@
+"""Every use of dlt that is not its public API, in one place, each with the dlt behaviour it relies on.
+
+dlt's public API is the top-level `dlt` module, `dlt.sources`, the destination factories in
+`dlt.destinations`, the `dlt.common.configuration` config specs and the exception classes. What
+this module imports from deeper can change in any dlt release; `tests/test_dlt_internals.py` has a
+test per entry that fails when the behaviour relied on changes, and `TESTED_DLT` (the range in
+`pyproject.toml`) is the set of dlt versions the whole suite passed on. Outside it, `check_dlt()`
+says so in one line and the crash repairs of `recovery.py`, which depend on the load-package
+layout below, refuse to run (`repairs_vouched_for()`).
+
+What dlt's public API offers is used instead where it suffices (measured in `benchmarks/RESULTS.md`,
+"dlt internals"): package ids come from `Pipeline.list_extracted_load_packages()`,
+`list_normalized_load_packages()` and `list_completed_load_packages()`. There is no public API to
+move a job between the folders of a package, to read or clear the outcome a load worker recorded
+("pending transitions"), or to restore a package's schema update: the repairs use `PackageStorage`.
+`Pipeline.abort_packages()` (dlt 1.30) is not a replacement: it discards the package, but a load
+job that committed before the kill stays committed, so the next run appends beside it.
+"""
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+import dlt
+from dlt.common.configuration.inject import with_config
+from dlt.common.normalizers.naming.snake_case import NamingConvention
+from dlt.common.schema.utils import get_write_disposition
+from dlt.common.storages.exceptions import CurrentLoadPackageStateNotAvailable
+from dlt.common.storages.file_storage import FileStorage
+from dlt.common.storages.load_package import PackageStorage, ParsedLoadJobFileName
+from dlt.common.storages.load_storage import LoadStorage
+from dlt.common.storages.normalize_storage import NormalizeStorage
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+__all__ = [
+    # the source's config-injected helper outside a source (`reachable_accounts`): exported by
+    # `dlt.common.configuration` but documented only through the source/resource decorators
+    "with_config",
+    # dlt's default naming convention: the source names its Arrow columns as dlt would
+    "NamingConvention",
+    # a table's write disposition resolved through its parent chain (nested tables inherit it)
+    "get_write_disposition",
+    # raised by the public `dlt.current.load_package_state()` outside an extract; not exported
+    "CurrentLoadPackageStateNotAvailable",
+    # the DuckDB credentials class: the factory takes an instance to carry `global_config`
+    "DuckDbCredentials",
+    # load packages and their jobs: normalize/extracted/<id>, load/new/<id>,
+    # load/normalized/<id>, load/loaded/<id>; inside a package new_jobs/, started_jobs/,
+    # completed_jobs/, failed_jobs/, .pending_transitions/ and schema_updates.json, renamed to
+    # applied_schema_updates.json once the destination's schema was updated
+    "PackageStorage",
+    "ParsedLoadJobFileName",
+]
+
+log = logging.getLogger(__name__)
+
+TESTED_DLT = SpecifierSet(">=1.31.0,<1.32")
+"""dlt versions the suite passed on; keep equal to the dlt pin in `pyproject.toml` (tested)."""
+
+NORMALIZED_FOLDER = LoadStorage.NORMALIZED_FOLDER
+LOADED_FOLDER = LoadStorage.LOADED_FOLDER
+NEW_PACKAGES_FOLDER = LoadStorage.NEW_PACKAGES_FOLDER
+"""`load/new/<id>`: normalize's scratch copy, renamed to `load/normalized/<id>` when complete."""
+EXTRACTED_FOLDER = NormalizeStorage.EXTRACTED_FOLDER
+
+ATOMIC_TEMP_NAME = re.compile(r"[0-9a-f]{16}")
+"""`FileStorage.save_atomic` writes `<storage root>/<uniq_id(8)>` (16 hex digits) and renames it
+into place; a kill in between leaves that file in the root of `load/normalized`."""
+
+FOLLOWUP_FORMATS = ("sql", "reference")
+"""Job formats dlt creates itself while loading (merge/replace SQL, staging references)."""
+
+
+def normalized_packages(normalized_dir: str) -> PackageStorage:
+    """The packages under `load/normalized`, with the job-moving API the repairs need."""
+    return PackageStorage(FileStorage(normalized_dir), "normalized")
+
+
+def parse_job_file_name(file_path: str) -> tuple[str, ParsedLoadJobFileName]:
+    """A job file's name and its parts (`<table>.<file_id>.<retry>.<format>`)."""
+    file_name = FileStorage.get_file_name_from_file_path(file_path)
+    return file_name, ParsedLoadJobFileName.parse(file_name)
+
+
+def active_pipeline() -> dlt.Pipeline | None:
+    """The pipeline `dlt.pipeline()` last created or activated, or None: the public
+    `dlt.current.pipeline()` would create a default pipeline when none is active."""
+    from dlt.common.configuration.container import Container
+    from dlt.common.pipeline import PipelineContext
+
+    context = Container()[PipelineContext]
+    return context.pipeline() if context.is_active() else None  # type: ignore[return-value]
+
+
+def installed_dlt() -> Version:
+    return Version(dlt.__version__)
+
+
+def repairs_vouched_for() -> bool:
+    """The installed dlt is one the crash repairs were tested with."""
+    return installed_dlt() in TESTED_DLT
+
+
+_warned = False
+
+
+def check_dlt(say: Callable[[str], Any] = log.warning) -> bool:
+    """Says once per process, in one line, when the installed dlt is outside `TESTED_DLT`."""
+    global _warned
+    if repairs_vouched_for():
+        return True
+    if not _warned:
+        _warned = True
+        say(
+            f"dlt {dlt.__version__} is outside the range this pipeline was tested with"
+            f" ({TESTED_DLT}): runs work, but a run interrupted by a crash is refused instead of"
+            " repaired (install a tested dlt to repair it)"
+        )
+    return False
+
+
+# Where dlt's steps commit, for the tests that kill a run at a precise point
+# (`tests/helpers_killer.py`): (module, attribute, what has just happened when it returns).
+STEP_COMMITS = {
+    "normalize-mid": ("dlt.normalize.normalize", "w_normalize_files", "normalized files written"),
+    "normalize-commit": (
+        "dlt.common.storages.load_storage",
+        "LoadStorage.commit_new_load_package",
+        "package renamed to load/normalized, its extracted copy not yet deleted",
+    ),
+    "load-copy": (
+        "dlt.destinations.impl.duckdb.duck",
+        "DuckDbCopyJob.run",
+        "a COPY/INSERT committed, its outcome not yet recorded",
+    ),
+    "load-merge": (
+        "dlt.destinations.job_client_impl",
+        "SqlLoadJob.run",
+        "a merge SQL job committed, its outcome not yet recorded",
+    ),
+    "load-complete": (
+        "dlt.destinations.job_client_impl",
+        "SqlJobClientBase.complete_load",
+        "the _dlt_loads row written, the package not yet archived",
+    ),
+}

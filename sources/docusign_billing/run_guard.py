@@ -1,0 +1,58 @@
+"""The README's Guarantees when a user's own dlt pipeline runs the source, not only `docusign-billing run`.
+
+`pipeline.run(docusign_billing(...))` resumes what an interrupted run left before it extracts
+anything: dlt normalizes and loads pending packages first (and then returns without extracting).
+Two of those leftovers dlt cannot resume correctly (`recovery.py`), so they must be repaired
+before `pipeline.run` starts, and the only code of this project that runs before it is the source
+function itself. Hence:
+
+1. `prepare(pipeline)` runs in the source function, on the pipeline active when the source is
+   created (`dlt.pipeline(...)` activates the pipeline it returns): it repairs that pipeline's
+   folder under its run lock, or raises (a run of the CLI holds the lock; a repair this dlt
+   version cannot be trusted with).
+2. `check_extract(pipeline, prepared)` runs when the source's first resource is extracted. It
+   refuses to extract when the source was created before the pipeline that runs it (its folder
+   was never checked), or when that pipeline still holds packages of an earlier run (a plain
+   `pipeline.extract()` without loading them first: the source would send again the items those
+   packages hold).
+"""
+
+import dlt
+
+from .dlt_internals import active_pipeline, check_dlt
+from .errors import DocuSignBillingError
+from .recovery import recover
+from .run_lock import held_here, run_lock
+
+
+class PipelineNotPreparedError(DocuSignBillingError):
+    """The source would extract into a pipeline whose folder it could not check first."""
+
+
+def prepare(pipeline: dlt.Pipeline | None = None) -> str | None:
+    """Repairs the active pipeline's folder; returns the folder checked (None without a pipeline)."""
+    pipeline = pipeline or active_pipeline()
+    if pipeline is None:
+        return None
+    check_dlt()
+    if not held_here(pipeline):  # the holder (`load()`) repairs it itself
+        with run_lock(pipeline):
+            recover(pipeline)
+    return pipeline.working_dir
+
+
+def check_extract(pipeline: dlt.Pipeline, prepared: str | None) -> None:
+    """Raises `PipelineNotPreparedError` unless extracting into `pipeline` keeps the Guarantees."""
+    if prepared != pipeline.working_dir:
+        raise PipelineNotPreparedError(
+            f"docusign_billing() was created before pipeline {pipeline.pipeline_name} was active:"
+            " create the pipeline with dlt.pipeline(...) first and the source after it, so the"
+            " source can repair what an interrupted run left before dlt resumes it; nothing was"
+            " extracted"
+        )
+    if pipeline.has_pending_data:
+        raise PipelineNotPreparedError(
+            f"pipeline {pipeline.pipeline_name} holds load packages of an earlier run: load them"
+            " first (pipeline.run() with a new docusign_billing() source, or docusign-billing run),"
+            " otherwise their invoice items would be sent again; nothing was extracted"
+        )
