@@ -8,6 +8,7 @@ stopped by SIGINT / SIGTERM. Failures print one line on stderr.
 import argparse
 import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -300,7 +301,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = stopped.exit_code
             message = f"stopped by {stopped}: the next run completes what this run left"
             progress.emit("error", message, exit_code=code, message=message)
+            _exit_now_if_threads_remain(code)
     return code
+
+
+def _exit_now_if_threads_remain(code: int) -> None:
+    """Ends a stopped run at once even when fetch threads still wait on a hung request (Python
+    would join them at exit, for up to the request timeout times its retries). Safe like any
+    kill: the kernel releases the run lock and the files; the next run completes the data."""
+    if threading.active_count() > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -364,25 +365,33 @@ def test_signal_at_any_stage_is_one_line_and_its_exit_code(
     _assert_like_reference(runner, reference)
 
 
-def test_sigterm_from_outside_during_a_slow_extract(sandbox, cli_env, tmp_path):
-    """What a scheduler does: SIGTERM while requests are in flight; the run ends promptly."""
-    sandbox.latency = 0.5
+@pytest.mark.parametrize("stall", ["latency", "hang"])
+def test_sigterm_from_outside_during_a_slow_extract(sandbox, cli_env, tmp_path, stall):
+    """What a scheduler does: SIGTERM while requests are in flight (slow, or hung for 30 s with
+    a 30 s timeout); the run ends promptly, not after the hung request."""
+    if stall == "latency":
+        sandbox.latency = 0.5
+    else:
+        sandbox.inject("hang", times=len(sandbox.account_ids), seconds=30)
     process = subprocess.Popen(
         [CLI, "run"],
-        env=cli_env(sandbox),
+        env=cli_env(sandbox, SOURCES__DOCUSIGN_BILLING__REQUEST_TIMEOUT="30"),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     while not sandbox.requests and process.poll() is None:
-        pass
+        time.sleep(0.02)
+    time.sleep(0.3)  # the request is in flight (slow or hung) when the signal comes
+    started = time.monotonic()
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
+    assert time.monotonic() - started < 10  # the hang would hold it 30 s
     assert process.returncode == 143, stderr
     assert stderr.strip().splitlines()[-1].startswith("docusign-billing: stopped by SIGTERM")
     assert "Traceback" not in stderr
-    sandbox.latency = 0.0
+    sandbox.reset()  # no latency, no hang left queued
     again = cli("run", env=cli_env(sandbox), cwd=tmp_path)
     assert again.returncode == 0 and f"loaded {len(sandbox.account_ids)} accounts" in again.stdout
 

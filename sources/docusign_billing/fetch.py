@@ -90,4 +90,6 @@ def fetch_accounts(
                     )
                 yield fetched
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        # nothing is in flight after the last result; after an error or a stop (SIGTERM) the
+        # requests in flight are not waited for (a hung one could hold the run for minutes)
+        pool.shutdown(wait=False, cancel_futures=True)
