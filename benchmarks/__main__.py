@@ -10,19 +10,21 @@ import time
 import traceback
 from collections.abc import Callable
 
-from benchmarks import common, fanout, growth, startup, throughput
+from benchmarks import common, fanout, growth, history, startup, throughput
 
 QUICK: dict[str, Callable[[], bool]] = {
     "throughput": lambda: throughput.main((1_000, 10_000)),
     "fanout": lambda: fanout.main(accounts=100),
     "startup": lambda: startup.main(runs=2),
     "growth": lambda: growth.main(runs=4, accounts=20),
+    "history": lambda: history.main(accounts=50),
 }
 FULL: dict[str, Callable[[], bool]] = {
     "throughput": throughput.main,
     "fanout": fanout.main,
     "startup": startup.main,
     "growth": growth.main,
+    "history": history.main,
 }
 
 

@@ -1,8 +1,9 @@
-"""`docusign-billing`: run the pipeline, run the demo, query the DuckDB file.
+"""`docusign-billing`: run the pipeline, run the demo, report, query the DuckDB file.
 
 Exit codes: 0 loaded, 1 the run failed (worth a retry), 2 needs a human
-(configuration, rejected credentials), 3 some accounts failed and the others loaded, 130 / 143
-stopped by SIGINT / SIGTERM. Failures print one line on stderr.
+(configuration, rejected credentials), 3 some accounts failed and the others loaded, 4 nothing to
+report (`report` on a destination without data), 130 / 143 stopped by SIGINT / SIGTERM. Failures
+print one line on stderr.
 """
 
 import argparse
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from dlt.common.exceptions import DltException
@@ -28,6 +30,7 @@ from pipelines.failures import (
     EXIT_CONFIG,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    EXIT_NO_DATA,
     EXIT_OK,
     EXIT_PARTIAL,
     explain,
@@ -37,7 +40,15 @@ from sources.docusign_billing import settings
 from sources.docusign_billing.dlt_internals import check_dlt
 from sources.docusign_billing.errors import ConfigError, DocuSignBillingError
 
-__all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_PARTIAL", "explain"]
+__all__ = [
+    "EXIT_CONFIG",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_NO_DATA",
+    "EXIT_OK",
+    "EXIT_PARTIAL",
+    "explain",
+]
 
 
 def _configured_source_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -142,6 +153,22 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         return help_text
 
 
+def _report(args: argparse.Namespace) -> int:
+    from pipelines import report
+
+    pipeline = make_pipeline(args.destination, args.dataset, args.pipelines_dir, args.duckdb_file)
+    try:
+        data = report.read_views(pipeline, report.parse_as_of(args.as_of))
+    except report.NoDataError as ex:
+        progress.emit("error", str(ex), exit_code=EXIT_NO_DATA, message=str(ex))
+        return EXIT_NO_DATA
+    print(report.terminal_report(data))
+    if args.out:
+        for path in report.write_outputs(data, Path(args.out)):
+            progress.say(f"wrote {path}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="docusign-billing", description=__doc__, formatter_class=_Formatter
@@ -219,6 +246,18 @@ def build_parser() -> argparse.ArgumentParser:
         "Prints id, name, base URI and whether it is the default account; loads nothing.",
     )
 
+    report = command(
+        "report",
+        "print the past-due aging table; --out DIR adds CSVs, charts, report.html",
+        "Reads the SQL views of the loaded dataset; loads nothing.",
+    )
+    add_load_options(report, settings.DUCKDB_FILE, settings.DATASET_NAME)
+    report.add_argument("--out", help="directory for a CSV per view, PNG charts and report.html")
+    report.add_argument(
+        "--as-of",
+        help="report the state at the last run at or before this UTC time (ISO 8601; default: now)",
+    )
+
     query = command(
         "query",
         "run SQL against a DuckDB file and print the rows",
@@ -257,6 +296,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         _query(args)
     elif args.command == "accounts":
         _accounts()
+    elif args.command == "report":
+        return _report(args)
     elif args.command == "demo":
         from sources.docusign_billing.sandbox import Sandbox
 

@@ -25,7 +25,10 @@ from sources.docusign_billing.dlt_internals import DuckDbCredentials  # noqa: E4
 if __package__ in (None, ""):  # run as a script from a clone
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from pipelines.failures import explain  # noqa: E402
+from pipelines.filesystem import rows_stamped_with_their_run  # noqa: E402
 from pipelines.pending import load_pending  # noqa: E402
+from pipelines.views import invoices_relation, refresh_views  # noqa: E402
 from sources.docusign_billing import docusign_billing, settings  # noqa: E402
 from sources.docusign_billing.errors import ConfigError  # noqa: E402
 from sources.docusign_billing.recovery import recover  # noqa: E402
@@ -135,7 +138,7 @@ def load(
             progress(message)
         load_pending(pipeline, progress)
         progress("extracting past-due invoices")
-        with cyclic_gc_paused():
+        with cyclic_gc_paused(), rows_stamped_with_their_run(pipeline):  # pipelines/filesystem.py
             pipeline.extract(source)
         release_freed_memory()
         progress(f"normalizing ({time.monotonic() - started:.1f} s)")
@@ -143,7 +146,13 @@ def load(
         progress(
             f"loading into {pipeline.destination.destination_name} ({time.monotonic() - started:.1f} s)"
         )
-        return pipeline.load()
+        info = pipeline.load()
+        # the load has committed: what follows may warn, never fail the run
+        try:
+            refresh_views(pipeline)  # reporting views follow the tables (pipelines/views.py)
+        except Exception as ex:
+            progress(f"loaded; the reporting views could not be refreshed ({explain(ex)[1]})")
+        return info
 
 
 def summarize(pipeline: dlt.Pipeline) -> Summary:
@@ -163,7 +172,7 @@ def summarize(pipeline: dlt.Pipeline) -> Summary:
                 return []  # the table was never created in this destination
 
         snapshots = client.make_qualified_table_name(settings.SNAPSHOTS_TABLE)
-        invoices = client.make_qualified_table_name(settings.INVOICES_TABLE)
+        invoices = invoices_relation(pipeline, client)  # filesystem: rebuilt from the runs
         items = client.make_qualified_table_name(settings.ITEMS_TABLE)
         errors = client.make_qualified_table_name(settings.ERRORS_TABLE)
         run_at = f"(SELECT max(snapshot_at) FROM {snapshots})"

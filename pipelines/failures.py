@@ -2,7 +2,7 @@
 
 0 loaded; 1 the run failed, worth a retry (API, response or destination error, another run in
 progress); 2 needs a human (configuration, rejected credentials, consent); 3 some accounts failed,
-the others loaded; 130 / 143 stopped by SIGINT / SIGTERM. Secrets never reach these messages.
+the others loaded; 4 nothing to report (`report`); 130 / 143 stopped by SIGINT / SIGTERM. Secrets never reach these messages.
 """
 
 import os
@@ -21,6 +21,8 @@ from dlt.common.exceptions import MissingDependencyException
 from sources.docusign_billing.errors import AuthError, ConfigError, DocuSignBillingError
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PARTIAL = 0, 1, 2, 3
+EXIT_NO_DATA = 4
+"""`report` found nothing to report: no load yet, or no run at or before `--as-of`."""
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
 EXIT_INTERRUPTED = EXIT_SIGINT
 CONFIG_FILES = ".dlt/config.toml, .dlt/secrets.toml or the environment"

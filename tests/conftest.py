@@ -1,5 +1,6 @@
 """Shared fixtures: an isolated dlt home, a live sandbox API, and pipeline runs against it."""
 
+import itertools
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -134,3 +135,51 @@ def cli_env(tmp_path: Path) -> Callable[..., dict[str, str]]:
         return env
 
     return make
+
+
+# reporting views and report: the real pipeline into DuckDB or a real PostgreSQL ---------------------
+_VIEW_DATABASES = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def views_postgres() -> Iterator[Any]:
+    from tests.postgres_server import PostgresServer
+
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def two_accounts() -> Iterator[Sandbox]:
+    with Sandbox(accounts=2, seed=3) as api:
+        yield api
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def engine(request: pytest.FixtureRequest, two_accounts: Sandbox, tmp_path: Path) -> Any:
+    """An `Engine` (tests/helpers_views.py) on a DuckDB file or on its own PostgreSQL database."""
+    import dlt
+
+    from tests.helpers_views import Engine
+
+    pipelines_dir = str(tmp_path / "pipelines")
+    if request.param == "duckdb":
+        duckdb_file = str(tmp_path / "views.duckdb")
+        return Engine(
+            two_accounts,
+            lambda: make_pipeline(pipelines_dir=pipelines_dir, duckdb_file=duckdb_file),
+        )
+    server = request.getfixturevalue("views_postgres")
+    url = server.create_database(f"views_{next(_VIEW_DATABASES)}")
+    return Engine(
+        two_accounts,
+        lambda: make_pipeline(
+            destination=dlt.destinations.postgres(credentials=url), pipelines_dir=pipelines_dir
+        ),
+    )
+
+
+@pytest.fixture
+def two_runs(engine: Any) -> tuple[Any, str, str, Any, Any]:
+    """`engine` after `Engine.two_runs`: (engine, account a, account b, first, second run)."""
+    return (engine, *engine.two_runs())

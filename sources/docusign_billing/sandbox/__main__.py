@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import threading
+from datetime import date
 
 from .server import ACCESS_TOKEN, LEGACY_CREDENTIALS, Sandbox
 
@@ -16,8 +17,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--accounts", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--today", type=date.fromisoformat, default=None, help="the clock (ISO date)"
+    )
+    parser.add_argument("--page-size", type=int, default=1000)
     args = parser.parse_args(argv)
-    with Sandbox(accounts=args.accounts, seed=args.seed, host=args.host, port=args.port) as sandbox:
+    with Sandbox(
+        accounts=args.accounts,
+        seed=args.seed,
+        host=args.host,
+        port=args.port,
+        today=args.today,
+        page_size=args.page_size,
+    ) as sandbox:
         print(f"base_url: {sandbox.base_url}")
         print("account ids:")
         for account_id in sandbox.account_ids:

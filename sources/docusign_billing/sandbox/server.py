@@ -19,27 +19,26 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import re
 import socket
-import struct
-import sys
 import threading
 import time
 import xml.etree.ElementTree as ElementTree
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from random import Random
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .billing import LOGGED_PARAMETERS, BadRequest, charges_body, list_page, plan_body
 from .data import account_id_for, format_amount, generate_response, parse_amount
+from .faults import THROTTLING, Fault, FaultQueue, fault_reply
 from .ledger import AccountLedger
-from .limits import AccountLimits, Admission, FixedWindow, HostLimit
+from .limits import AccountLimits, FixedWindow, HostLimit
 from .oauth import OAuthAuthority
+from .replies import Reply, error, json_reply, throttled
+from .transport import Server
 
 LEGACY_CREDENTIALS = {
     "username": "admin@sandbox.example",
@@ -48,92 +47,9 @@ LEGACY_CREDENTIALS = {
 }
 ACCESS_TOKEN = "sandbox-access-token"
 
-FAULTS = frozenset(
-    {"401", "429", "hourly", "burst", "500", "502", "503", "504", "reset", "hang", "latency"}
-)
 PAST_DUE = "billing_invoices_past_due"
 RESOURCES = (PAST_DUE, "billing_invoices", "billing_payments", "billing_plan", "billing_charges")
 _ROUTE = re.compile(rf"^/restapi/v2\.1/accounts/([^/]+)/({'|'.join(RESOURCES)})/?$")
-_DEFAULT_HOURLY_LIMIT = 1000
-_DEFAULT_BURST_LIMIT = 200
-_ERRORS = {
-    "missing": (
-        401,
-        "USER_AUTHENTICATION_FAILED",
-        "One or both of Username and Password are invalid. Invalid access token",
-    ),
-    "user": (
-        401,
-        "USER_AUTHENTICATION_FAILED",
-        "One or both of Username and Password are invalid.",
-    ),
-    "partner": (
-        401,
-        "PARTNER_AUTHENTICATION_FAILED",
-        "The specified Integrator Key was not found or is disabled.",
-    ),
-    "token": (
-        401,
-        "AUTHORIZATION_INVALID_TOKEN",
-        "The access token provided is expired, revoked or malformed.",
-    ),
-    "account": (
-        400,
-        "USER_DOES_NOT_BELONG_TO_SPECIFIED_ACCOUNT",
-        "The specified User is not a member of the specified Account.",
-    ),
-    "admin": (
-        400,
-        "USER_LACKS_PERMISSIONS",
-        "This user lacks sufficient permissions to access this resource.",
-    ),
-    "404": (404, "RESOURCE_NOT_FOUND", "The URL provided does not resolve to a resource."),
-    "429": (
-        429,
-        "HOURLY_APIINVOCATION_LIMIT_EXCEEDED",
-        "The maximum number of hourly API invocations has been exceeded.",
-    ),
-    "hourly": (
-        400,
-        "HOURLY_APIINVOCATION_LIMIT_EXCEEDED",
-        "The maximum number of hourly API invocations has been exceeded.",
-    ),
-    "burst": (
-        400,
-        "BURST_APIINVOCATION_LIMIT_EXCEEDED",
-        "The maximum number of API invocations per 30 seconds has been exceeded.",
-    ),
-    "500": (500, "UNSPECIFIED_ERROR", "An unexpected error occurred while processing the request."),
-    "502": (502, "BAD_GATEWAY", "The upstream server returned an invalid response."),
-    "503": (
-        503,
-        "SERVICE_UNAVAILABLE",
-        "The service is temporarily unavailable. Please retry later.",
-    ),
-    "504": (504, "GATEWAY_TIMEOUT", "The upstream server did not respond in time."),
-}
-_GATEWAY_HTML = (
-    "<html><head><title>{0}</title></head><body><center><h1>{0}</h1></center></body></html>\r\n"
-)
-_GATEWAY_TITLES = {"502": "502 Bad Gateway", "504": "504 Gateway Time-out"}
-
-Reply = tuple[int | None, bytes, str, dict[str, str]]
-"""(status, body, content type, extra headers); status None means "drop the connection"."""
-_DROP: Reply = (None, b"", "", {})
-
-
-def _json_reply(status: int, body: object, headers: dict[str, str] | None = None) -> Reply:
-    return status, json.dumps(body).encode(), "application/json; charset=utf-8", headers or {}
-
-
-def _error(kind: str, headers: dict[str, str] | None = None) -> Reply:
-    status, code, message = _ERRORS[kind]
-    return _json_reply(status, {"errorCode": code, "message": message}, headers)
-
-
-def _throttled(admission: Admission) -> Reply:
-    kind = "hourly" if admission.throttled == "HOURLY_APIINVOCATION_LIMIT_EXCEEDED" else "burst"
-    return _error(kind, admission.headers)
 
 
 def _legacy_fields(header: str) -> dict[str, str] | None:
@@ -148,62 +64,6 @@ def _legacy_fields(header: str) -> dict[str, str] | None:
     if not isinstance(fields, dict):
         return None
     return {str(key).lower(): str(value) for key, value in fields.items()}
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-    """Listen backlog. socketserver's default of 5 overflows when a run opens its 16 connections at
-    once while this process is busy; Linux then drops the SYN and the client retries it only after
-    its 1 s initial retransmission timeout (the growth benchmark's intermittent +0.8 s runs)."""
-
-    def __init__(self, address: tuple[str, int], sandbox: Sandbox, index: int) -> None:
-        self.sandbox, self.index = sandbox, index
-        super().__init__(address, _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients hanging up mid-response are expected (timeouts, `reset`, `stop`); stay quiet."""
-        if not isinstance(sys.exc_info()[1], OSError):
-            super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # small writes would otherwise wait ~40 ms for a delayed ACK
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.sandbox._track(self.connection, add=True)
-
-    def finish(self) -> None:
-        self.server.sandbox._track(self.connection, add=False)
-        super().finish()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silenced: the default logger would echo request lines to stderr."""
-
-    def _dispatch(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        request_body = self.rfile.read(length) if length else b""
-        status, body, content_type, headers = self.server.sandbox._serve(
-            self.command, self.path, self.headers, request_body, self.server.index
-        )
-        if status is None:
-            # SO_LINGER 0 turns the close into a TCP RST, like a proxy aborting the connection.
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.connection.close()
-            self.close_connection = True
-            return
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
 
 
 class Sandbox:
@@ -264,7 +124,7 @@ class Sandbox:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
-        self._servers: list[_Server] = []
+        self._servers: list[Server] = []
         self._tokens: dict[str, float | None] = {
             ACCESS_TOKEN: None
         }  # token -> expiry (epoch) or None
@@ -282,7 +142,7 @@ class Sandbox:
         if not self._servers:
             self._stopping.clear()
             for index in range(self.hosts):
-                server = _Server((self.host, self.port if index == 0 else 0), self, index)
+                server = Server((self.host, self.port if index == 0 else 0), self, index)
                 threading.Thread(
                     target=server.serve_forever, name="docusign-sandbox", daemon=True
                 ).start()
@@ -466,7 +326,7 @@ class Sandbox:
                 self._add(index, invoices)
             self._overrides: dict[tuple[str, str], tuple[int, bytes, str]] = {}
             self._denied: set[str] = set()
-            self._faults: list[dict[str, Any]] = []
+            self._faults = FaultQueue()
             self._host_limit: HostLimit | None = None
             self._account_limits: AccountLimits | None = None
             self.latency = 0.0
@@ -510,20 +370,8 @@ class Sandbox:
         HTTP 400 with DocuSign's throttling errorCode. hang -> seconds (default 30, cut short by
         stop()). latency -> seconds.
         """
-        if fault not in FAULTS:
-            raise ValueError(f"unknown fault {fault!r}; expected one of {sorted(FAULTS)}")
-        if times < 1:
-            raise ValueError("times must be >= 1")
         with self._lock:
-            self._faults.append(
-                {
-                    "fault": fault,
-                    "left": times,
-                    "account_id": account_id,
-                    "resource": resource,
-                    "options": options,
-                }
-            )
+            self._faults.add(Fault(fault, times, account_id, resource, options))
 
     def rate_limit(self, max_requests: int, per_seconds: float) -> None:
         """One fixed window for the whole host, answered with 429 + `Retry-After`: windows are
@@ -601,16 +449,16 @@ class Sandbox:
                 method, path, headers, body, self._authenticate(headers)[0] == "token"
             )
         if oauth is not None:
-            reply = _json_reply(*oauth)
+            reply = json_reply(*oauth)
         elif method != "GET" or match is None:
-            reply = _error("404")
+            reply = error("404")
         elif (
             self.hosts > 1
             and match.group(1) in self.account_ids
             and self._host_of(match.group(1)) != host
         ):
             entry["account_id"] = match.group(1)
-            reply = _error("account")  # the account lives on another host
+            reply = error("account")  # the account lives on another host
         else:
             entry["account_id"], entry["resource"] = match.group(1), match.group(2)
             reply = self._authorised(entry, headers)
@@ -620,21 +468,23 @@ class Sandbox:
     def _authorised(self, entry: dict[str, Any], headers: Message) -> Reply:
         auth, failure = self._authenticate(headers)
         if failure:
-            return _error(failure)
+            return error(failure)
         entry["auth"] = auth
         account_id, resource = entry["account_id"], entry["resource"]
         with self._lock:
             if account_id not in self._bodies:
-                return _error("account")
+                return error("account")
             if account_id in self._denied:
-                return _error("admin")
-            throttled, limit_headers = self._admit(account_id)
-            if throttled is not None:
+                return error("admin")
+            refused, limit_headers = self._admit(account_id)
+            if refused is not None:
                 self.throttled += 1
-                return throttled
-            fault = self._next_fault(account_id, resource)
+                return refused
+            fault = self._faults.take(account_id, resource)
+            if fault is not None and fault.kind in THROTTLING:
+                self.throttled += 1
         if fault is not None:
-            reply = self._apply_fault(fault, limit_headers)
+            reply = fault_reply(fault, limit_headers, self._stopping)
             if reply is not None:
                 return reply
         with self._lock:
@@ -642,12 +492,12 @@ class Sandbox:
                 status, raw, content_type = self._overrides[(account_id, resource)]
                 return status, raw, content_type, limit_headers
             try:
-                return _json_reply(
+                return json_reply(
                     200, self._view(account_id, resource, entry["query"]), limit_headers
                 )
             except BadRequest as ex:
                 body = {"errorCode": "INVALID_REQUEST_PARAMETER", "message": str(ex)}
-                return _json_reply(400, body, limit_headers)
+                return json_reply(400, body, limit_headers)
 
     def _view(self, account_id: str, resource: str, query: dict[str, str]) -> dict[str, Any]:
         """The resource's body today from the account's ledger (caller holds the lock)."""
@@ -694,67 +544,13 @@ class Sandbox:
                 admission = limiter.admit()
                 headers.update(admission.headers)
                 if admission.throttled:
-                    return _error("429", headers), headers
+                    return error("429", headers), headers
             else:
                 admission = limiter.admit(account_id)
                 headers.update(admission.headers)
                 if admission.throttled:
-                    return _throttled(Admission(headers, admission.throttled)), headers
+                    return throttled(admission.throttled, headers), headers
         return None, headers
-
-    def _next_fault(self, account_id: str, resource: str) -> dict[str, Any] | None:
-        """Pop one use of the oldest fault matching this request (caller holds the lock)."""
-        for fault in self._faults:
-            if fault["account_id"] in (None, account_id) and fault["resource"] in (None, resource):
-                fault["left"] -= 1
-                if fault["left"] == 0:
-                    self._faults.remove(fault)
-                return fault
-        return None
-
-    def _apply_fault(self, fault: dict[str, Any], limit_headers: dict[str, str]) -> Reply | None:
-        """Build the fault's reply, or sleep and return None so the request is answered normally."""
-        kind, options = fault["fault"], fault["options"]
-        if kind == "reset":
-            return _DROP
-        if kind in ("hang", "latency"):
-            stopped = self._stopping.wait(options.get("seconds", 30 if kind == "hang" else 1))
-            return _DROP if stopped else None
-        if kind == "401":  # a token revoked or expired early
-            return _error("token")
-        if kind in _GATEWAY_TITLES:
-            return (
-                int(kind),
-                _GATEWAY_HTML.format(_GATEWAY_TITLES[kind]).encode(),
-                "text/html",
-                limit_headers,
-            )
-        headers = dict(limit_headers)
-        if kind in ("429", "hourly", "burst"):
-            with self._lock:
-                self.throttled += 1
-        if kind == "burst":
-            headers["X-BurstLimit-Remaining"] = "0"
-            headers.setdefault("X-BurstLimit-Limit", str(_DEFAULT_BURST_LIMIT))
-        if kind in ("429", "hourly"):
-            if kind == "429" and options.get("retry_after") is not None:
-                headers["Retry-After"] = str(options["retry_after"])
-            if options.get("ratelimit_reset") is not None:
-                headers["X-RateLimit-Limit"] = headers.get(
-                    "X-RateLimit-Limit", str(_DEFAULT_HOURLY_LIMIT)
-                )
-                headers["X-RateLimit-Remaining"] = "0"
-                headers["X-RateLimit-Reset"] = str(
-                    math.ceil(time.time() + options["ratelimit_reset"])
-                )
-        return _error(kind, headers)
-
-    @staticmethod
-    def _find_invoice(body: dict[str, Any], invoice_id: str) -> dict[str, Any]:
-        for invoice in body["billingInvoices"]:
-            if invoice["invoiceId"] == invoice_id:
-                return invoice
-        raise KeyError(invoice_id)
 
     @staticmethod
     def _recompute(body: dict[str, Any]) -> None:
