@@ -83,6 +83,7 @@ def run_pipeline(directory: Path, stages: Stages | None = None, **source_args: A
     from pipelines.docusign_billing_pipeline import load, make_pipeline
 
     stages = stages if stages is not None else Stages()
+    directory.mkdir(parents=True, exist_ok=True)  # a DuckDB file in a missing folder is refused
     pipeline = make_pipeline(
         pipelines_dir=str(directory / "pipelines"), duckdb_file=str(directory / "bench.duckdb")
     )

@@ -1,83 +1,60 @@
 """`docusign-billing`: run the pipeline, run the demo, report, query the DuckDB file.
 
-Exit codes: 0 success, 1 the run failed (API, response or load error), 2 configuration error,
-3 partial failure (some accounts failed, the others loaded), 4 nothing to report (`report` on a
-destination without data), 130 interrupted. Failures print one line on stderr; nothing of a
-failed run is loaded.
+Exit codes: 0 loaded, 1 the run failed (worth a retry), 2 needs a human
+(configuration, rejected credentials), 3 some accounts failed and the others loaded, 4 nothing to
+report (`report` on a destination without data), 130 / 143 stopped by SIGINT / SIGTERM. Failures
+print one line on stderr.
 """
 
 import argparse
 import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dlt.common.configuration.exceptions import ConfigFieldMissingException
-from dlt.common.destination.exceptions import DestinationException, UnknownDestinationModule
 from dlt.common.exceptions import DltException
 
-from pipelines.docusign_billing_pipeline import format_summary, load, make_pipeline, summarize
-from pipelines.events import FORMATS, Events
+from pipelines import progress
+from pipelines.docusign_billing_pipeline import (
+    format_summary,
+    load,
+    make_pipeline,
+    recorded_failures,
+    summarize,
+)
+from pipelines.events import FORMATS
+from pipelines.failures import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_NO_DATA,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    explain,
+)
+from pipelines.signals import Stopped, stop_of, stop_on_signals
 from sources.docusign_billing import settings
 from sources.docusign_billing.dlt_internals import check_dlt
 from sources.docusign_billing.errors import ConfigError, DocuSignBillingError
 from sources.docusign_billing.resources import RESOURCES
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-EXIT_NO_DATA = 4
-"""`report` found nothing to report: no load yet, or no run at or before `--as-of`."""
-
-
-_events = Events()
-"""Set from `--log-format` by `main()`."""
-
-
-def _progress(message: str) -> None:
-    _events.progress(message)
-
-
-def _causes(ex: BaseException) -> list[BaseException]:
-    """The exception and everything it wraps (dlt wraps errors of each pipeline step)."""
-    chain: list[BaseException] = []
-    current: BaseException | None = ex
-    while current is not None and current not in chain:
-        chain.append(current)
-        current = getattr(current, "exception", None) or current.__cause__ or current.__context__
-    return chain
-
-
-def explain(ex: BaseException) -> tuple[int, str]:
-    """One line and an exit code for any failure; secrets never reach these messages."""
-    chain = _causes(ex)
-    for cause in chain:
-        if isinstance(cause, ConfigError):
-            return EXIT_CONFIG, f"configuration error: {cause}"
-        if isinstance(cause, DocuSignBillingError):
-            return EXIT_FAILED, str(cause)
-        if isinstance(cause, ConfigFieldMissingException):
-            fields = ", ".join(f"sources.docusign_billing.{f}" for f in cause.fields)
-            return EXIT_CONFIG, (
-                f"configuration error: {fields} is not set (in .dlt/config.toml, .dlt/secrets.toml"
-                " or as SOURCES__DOCUSIGN_BILLING__... environment variables)"
-            )
-        if isinstance(cause, UnknownDestinationModule):
-            return (
-                EXIT_CONFIG,
-                f"configuration error: unknown destination: {str(cause).splitlines()[0]}",
-            )
-    deepest = chain[-1]
-    first_line = (str(deepest).strip().splitlines() or [type(deepest).__name__])[0]
-    kind = (
-        "destination error" if any(isinstance(c, DestinationException) for c in chain) else "error"
-    )
-    return EXIT_FAILED, f"{kind}: {first_line}"
+__all__ = [
+    "EXIT_CONFIG",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_NO_DATA",
+    "EXIT_OK",
+    "EXIT_PARTIAL",
+    "explain",
+]
 
 
 def _configured_source_args(args: argparse.Namespace) -> dict[str, Any]:
     source_args: dict[str, Any] = {}
-    if args.accounts:
+    if args.accounts is not None:
         source_args["account_ids"] = args.accounts
     if args.base_url:
         source_args["base_url"] = args.base_url
@@ -90,7 +67,7 @@ def _sandbox_source_args(sandbox: Any) -> dict[str, Any]:
     from sources.docusign_billing.auth import DocuSignCredentials
     from sources.docusign_billing.sandbox import ACCESS_TOKEN
 
-    _progress(
+    progress.say(
         f"sandbox API with {len(sandbox.account_ids)} synthetic accounts at {sandbox.base_url}"
     )
     return {
@@ -100,18 +77,28 @@ def _sandbox_source_args(sandbox: Any) -> dict[str, Any]:
     }
 
 
-def _load_and_report(args: argparse.Namespace, source_args: dict[str, Any]) -> int:
-    pipeline = make_pipeline(args.destination, args.dataset, args.pipelines_dir, args.duckdb_file)
+def _load_and_report(
+    args: argparse.Namespace, source_args: dict[str, Any], pipeline_name: str
+) -> int:
+    pipeline = make_pipeline(
+        args.destination, args.dataset, args.pipelines_dir, args.duckdb_file, pipeline_name
+    )
     started = time.monotonic()
-    load(pipeline, progress=_progress, **source_args)
-    summary = summarize(pipeline)
+    info = load(pipeline, progress=progress.say, **source_args)
+    # the load has committed: nothing after this line may turn the run into a failed one
+    try:
+        summary = summarize(pipeline)
+        progress.events.accounts(pipeline)
+    except Exception as ex:  # the data is in; only the report of it is missing
+        progress.say(f"loaded; the summary could not be read ({explain(ex)[1]})")
+        return EXIT_PARTIAL if recorded_failures(info) else EXIT_OK
     summary.seconds = time.monotonic() - started
-    print(format_summary(summary, pipeline))
-    _events.accounts(pipeline)
-    _events.emit(
+    where = f" (file {os.path.abspath(args.duckdb_file)})" if args.destination == "duckdb" else ""
+    print(format_summary(summary, pipeline, where))
+    progress.emit(
         "load_done",
         destination=pipeline.destination.destination_name,
-        dataset=pipeline.dataset_name,
+        dataset=summary.dataset or pipeline.dataset_name,
         accounts=summary.accounts,
         failed_accounts=len(summary.failures),
         invoices=summary.invoices,
@@ -119,7 +106,9 @@ def _load_and_report(args: argparse.Namespace, source_args: dict[str, Any]) -> i
         seconds=round(summary.seconds, 3),
     )
     if summary.failures:
-        _progress(f"partial failure: {summary.failed_accounts} accounts failed, the others loaded")
+        progress.say(
+            f"partial failure: {summary.failed_accounts} accounts failed, the others loaded"
+        )
         return EXIT_PARTIAL
     return EXIT_OK
 
@@ -139,11 +128,34 @@ def _accounts() -> None:
 def _query(args: argparse.Namespace) -> None:
     import duckdb
 
+    if not os.path.isfile(args.duckdb_file):
+        raise ConfigError(f"the DuckDB file {args.duckdb_file!r} does not exist")
+    # read-only, and unless asked no access to other files: the SQL cannot COPY ... TO a file,
+    # read_text() or ATTACH; `lock_configuration` keeps the SQL from switching it back on
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "enable_external_access": bool(args.allow_files),
+        "lock_configuration": True,
+    }
     try:
-        with duckdb.connect(args.duckdb_file, read_only=True) as connection:
-            print(connection.sql(args.sql).df().to_string(index=False))
+        with duckdb.connect(args.duckdb_file, read_only=True, config=config) as connection:
+            result = connection.sql(args.sql)
+            if result is None:
+                return
+            frame = result.df()
+            print(frame.to_string(index=False) if len(frame) else "(no rows)")
     except duckdb.Error as ex:
         raise DocuSignBillingError(f"query failed: {str(ex).splitlines()[0]}") from None
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default (options without one say in their help what applies) and
+    keeps the descriptions' line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        help_text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in help_text:
+            help_text += " (default: %(default)s)"
+        return help_text
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -153,103 +165,206 @@ def _report(args: argparse.Namespace) -> int:
     try:
         data = report.read_views(pipeline, report.parse_as_of(args.as_of))
     except report.NoDataError as ex:
-        _events.emit("error", str(ex), exit_code=EXIT_NO_DATA, message=str(ex))
+        progress.emit("error", str(ex), exit_code=EXIT_NO_DATA, message=str(ex))
         return EXIT_NO_DATA
     print(report.terminal_report(data))
     if args.out:
         for path in report.write_outputs(data, Path(args.out)):
-            _progress(f"wrote {path}")
+            progress.say(f"wrote {path}")
     return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="docusign-billing", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="docusign-billing", description=__doc__, formatter_class=_Formatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add_load_options(command: argparse.ArgumentParser) -> None:
-        command.add_argument("--destination", help="any dlt destination name (default: duckdb)")
-        command.add_argument("--dataset", default=settings.DATASET_NAME, help="dataset/schema name")
-        command.add_argument(
-            "--duckdb-file", default=settings.DUCKDB_FILE, help="DuckDB file for duckdb"
-        )
-        command.add_argument(
-            "--pipelines-dir", help="where dlt keeps pipeline state (default: dlt's)"
+    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=summary,
+            description=f"{summary}.\n\n{description}",
+            formatter_class=_Formatter,
         )
 
-    run = commands.add_parser("run", help="load the configured accounts")
-    add_load_options(run)
-    run.add_argument("--accounts", help="account ids, comma separated (overrides the config)")
+    def add_load_options(
+        parser: argparse.ArgumentParser, duckdb_file: str, dataset: str | None
+    ) -> None:
+        parser.add_argument(
+            "--destination",
+            default="duckdb",
+            help="any dlt destination name (postgres, bigquery, ...; install its extra)",
+        )
+        parser.add_argument(
+            "--dataset",
+            default=dataset,
+            help="dataset (schema) name; the destination may normalize it (printed as it became)"
+            + (
+                ""
+                if dataset
+                else f" (default: {settings.DATASET_NAME} in the demo's DuckDB file,"
+                f" {settings.DEMO_DATASET_NAME} on other destinations)"
+            ),
+        )
+        parser.add_argument(
+            "--duckdb-file", default=duckdb_file, help="DuckDB file, with --destination duckdb"
+        )
+        parser.add_argument(
+            "--pipelines-dir",
+            help="folder where dlt keeps the pipeline state (default: dlt's, ~/.dlt/pipelines)",
+        )
+
+    run = command(
+        "run",
+        "load the configured accounts",
+        "Reads .dlt/config.toml, .dlt/secrets.toml and SOURCES__DOCUSIGN_BILLING__* variables.",
+    )
+    add_load_options(run, settings.DUCKDB_FILE, settings.DATASET_NAME)
     run.add_argument(
-        "--base-url", help="e.g. https://demo.docusign.net/restapi (overrides the config)"
+        "--accounts",
+        metavar="ID,ID",
+        help="account ids, comma separated (overrides account_ids in the config)",
+    )
+    run.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="API host for all accounts, e.g. https://demo.docusign.net/restapi (overrides the config)",
     )
     run.add_argument(
         "--resources",
         help="resources to load, comma separated: " + ", ".join(RESOURCES) + " (default: all)",
     )
 
-    demo = commands.add_parser("demo", help="load synthetic accounts from the bundled sandbox API")
-    add_load_options(demo)
-    demo.add_argument("--demo-accounts", type=int, default=5, help="number of synthetic accounts")
+    demo = command(
+        "demo",
+        "load synthetic accounts from the bundled sandbox API",
+        "Kept apart from real data: its own pipeline state and its own DuckDB file (on another"
+        f" destination, dataset {settings.DEMO_DATASET_NAME})."
+        " Prints where it wrote.",
+    )
+    add_load_options(demo, settings.DEMO_DUCKDB_FILE, None)
+    demo.add_argument(
+        "--demo-accounts", type=_positive_int, default=5, help="number of synthetic accounts"
+    )
     demo.add_argument("--seed", type=int, default=7, help="seed of the synthetic data")
 
-    commands.add_parser(
-        "accounts", help="list the accounts the OAuth credentials can reach; loads nothing"
+    command(
+        "accounts",
+        "list the accounts the OAuth credentials can reach",
+        "Prints id, name, base URI and whether it is the default account; loads nothing.",
     )
 
-    report = commands.add_parser(
-        "report", help="print the past-due aging table; --out DIR adds CSVs, charts, report.html"
+    report = command(
+        "report",
+        "print the past-due aging table; --out DIR adds CSVs, charts, report.html",
+        "Reads the SQL views of the loaded dataset; loads nothing.",
     )
-    add_load_options(report)
+    add_load_options(report, settings.DUCKDB_FILE, settings.DATASET_NAME)
     report.add_argument("--out", help="directory for a CSV per view, PNG charts and report.html")
     report.add_argument(
-        "--as-of", help="report the state at the last run at or before this UTC time (ISO 8601)"
+        "--as-of",
+        help="report the state at the last run at or before this UTC time (ISO 8601; default: now)",
     )
 
-    query = commands.add_parser("query", help="run SQL against the DuckDB file and print the rows")
-    query.add_argument("sql")
-    query.add_argument("--duckdb-file", default=settings.DUCKDB_FILE)
-    for command in commands.choices.values():  # every command, after its name
-        command.add_argument(
-            "--log-format", choices=FORMATS, default="text", help="json: one JSON object per event"
+    query = command(
+        "query",
+        "run SQL against a DuckDB file and print the rows",
+        "Read-only: the file cannot be changed, and the SQL cannot read or write other files"
+        " (COPY ... TO, read_text, ATTACH) unless --allow-files is given.",
+    )
+    query.add_argument("sql", help='the SQL, e.g. "SELECT * FROM billing.past_due_snapshots"')
+    query.add_argument("--duckdb-file", default=settings.DUCKDB_FILE, help="the DuckDB file")
+    query.add_argument(
+        "--allow-files",
+        action="store_true",
+        help="let the SQL read and write local files (COPY ... TO 'x.csv', read_csv, ...)",
+    )
+    for subcommand in commands.choices.values():  # every command, after its name
+        subcommand.add_argument(
+            "--log-format",
+            choices=FORMATS,
+            default="text",
+            help="json: one JSON object per event on stderr",
         )
     return parser
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "query":
+        _query(args)
+    elif args.command == "accounts":
+        _accounts()
+    elif args.command == "report":
+        return _report(args)
+    elif args.command == "demo":
+        from sources.docusign_billing.sandbox import Sandbox
+
+        if args.dataset is None:  # the DuckDB file keeps the demo apart; elsewhere the dataset
+            args.dataset = (
+                settings.DATASET_NAME
+                if args.destination == "duckdb"
+                else settings.DEMO_DATASET_NAME
+            )
+        with Sandbox(accounts=args.demo_accounts, seed=args.seed) as sandbox:
+            return _load_and_report(
+                args, _sandbox_source_args(sandbox), settings.DEMO_PIPELINE_NAME
+            )
+    else:
+        return _load_and_report(args, _configured_source_args(args), settings.PIPELINE_NAME)
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    global _events
-    _events = Events(args.log_format)
     if args.log_format == "json":  # dlt's own log lines as JSON objects too
         os.environ.setdefault("RUNTIME__LOG_FORMAT", "JSON")
-    fields = ("destination", "dataset", "accounts")
-    _events.emit(
-        "run_start",
-        command=args.command,
-        **{f: getattr(args, f) for f in fields if getattr(args, f, None)},
-    )
-    check_dlt(say=lambda line: _events.emit("warning", line, message=line))
-    try:
-        if args.command == "query":
-            _query(args)
-        elif args.command == "accounts":
-            _accounts()
-        elif args.command == "report":
-            return _report(args)
-        elif args.command == "demo":
-            from sources.docusign_billing.sandbox import Sandbox
+    with stop_on_signals() as signals, progress.shown(args.log_format):
+        fields = ("destination", "dataset", "accounts")
+        progress.emit(
+            "run_start",
+            command=args.command,
+            **{f: getattr(args, f) for f in fields if getattr(args, f, None)},
+        )
+        stopped = None
+        try:
+            try:
+                check_dlt(say=lambda line: progress.emit("warning", line, message=line))
+                code = _dispatch(args)
+            finally:
+                signals.hold()  # the run is over: a signal now only changes the exit code
+        except (Stopped, KeyboardInterrupt, DocuSignBillingError, DltException, OSError) as ex:
+            stopped = stop_of(ex)
+            if stopped is None:
+                code, message = explain(ex)
+                progress.emit("error", message, exit_code=code, message=message)
+        stopped = stopped or signals.received()
+        if stopped is not None:
+            code = stopped.exit_code
+            message = f"stopped by {stopped}: the next run completes what this run left"
+            progress.emit("error", message, exit_code=code, message=message)
+            _exit_now_if_threads_remain(code)
+    return code
 
-            with Sandbox(accounts=args.demo_accounts, seed=args.seed) as sandbox:
-                return _load_and_report(args, _sandbox_source_args(sandbox))
-        else:
-            return _load_and_report(args, _configured_source_args(args))
-    except KeyboardInterrupt:
-        _events.emit("error", "interrupted", exit_code=EXIT_INTERRUPTED, message="interrupted")
-        return EXIT_INTERRUPTED
-    except (DocuSignBillingError, DltException, OSError) as ex:
-        code, message = explain(ex)
-        _events.emit("error", message, exit_code=code, message=message)
-        return code
-    return EXIT_OK
+
+def _exit_now_if_threads_remain(code: int) -> None:
+    """Ends a stopped run at once even when fetch threads still wait on a hung request (Python
+    would join them at exit, for up to the request timeout times its retries). Safe like any
+    kill: the kernel releases the run lock and the files; the next run completes the data."""
+    if threading.active_count() > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 if __name__ == "__main__":

@@ -18,13 +18,16 @@ from typing import Any
 import dlt
 import pyarrow as pa
 from dlt.common.pipeline import LoadInfo
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from sources.docusign_billing.dlt_internals import DuckDbCredentials  # noqa: E402
 
 if __package__ in (None, ""):  # run as a script from a clone
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from pipelines.failures import explain  # noqa: E402
 from pipelines.filesystem import rows_stamped_with_their_run  # noqa: E402
+from pipelines.pending import load_pending  # noqa: E402
 from pipelines.views import invoices_relation, refresh_views  # noqa: E402
 from sources.docusign_billing import docusign_billing, settings  # noqa: E402
 from sources.docusign_billing.errors import ConfigError  # noqa: E402
@@ -32,6 +35,7 @@ from sources.docusign_billing.recovery import recover  # noqa: E402
 from sources.docusign_billing.run_lock import run_lock  # noqa: E402
 
 Progress = Callable[[str], None]
+_STALE_SHOWN = 5
 
 
 @dataclass
@@ -47,6 +51,11 @@ class Summary:
     failed_accounts: int = 0
     rows: dict[str, int] = field(default_factory=dict)
     """Rows of the other resources' tables (`LATEST_ROWS`)."""
+    stale: dict[str, int] = field(default_factory=dict)
+    """Accounts the latest run did not load (nor fail) that still have current invoices, with
+    their count: removed from `account_ids` or not selected, their last state stays current."""
+    dataset: str = ""
+    """The dataset (schema) name as the destination normalized it."""
     seconds: float = 0.0
 
 
@@ -55,9 +64,13 @@ def make_pipeline(
     dataset_name: str = settings.DATASET_NAME,
     pipelines_dir: str | None = None,
     duckdb_file: str = settings.DUCKDB_FILE,
+    pipeline_name: str = settings.PIPELINE_NAME,
 ) -> dlt.Pipeline:
     """DuckDB file in the working directory unless another dlt destination (name or factory) is given."""
     if destination in (None, "duckdb"):
+        folder = os.path.dirname(os.path.abspath(duckdb_file))
+        if not os.path.isdir(folder):
+            raise ConfigError(f"the folder of the DuckDB file {duckdb_file!r} does not exist")
         if os.path.splitext(os.path.basename(duckdb_file))[0] == dataset_name:
             # DuckDB cannot tell catalog from schema then and dlt's merge SQL fails to bind
             raise ConfigError(
@@ -67,7 +80,7 @@ def make_pipeline(
     else:
         target = destination
     return dlt.pipeline(
-        pipeline_name=settings.PIPELINE_NAME,
+        pipeline_name=pipeline_name,
         destination=target,
         dataset_name=dataset_name,
         pipelines_dir=pipelines_dir,  # type: ignore[arg-type]  # dlt: `str = None`, None = its default
@@ -117,7 +130,8 @@ def load(
     """Extracts, normalizes and loads in explicit steps so a scheduler's log shows where time goes.
 
     Packages left pending by an interrupted run are normalized and loaded before the extract, so
-    the source sees in the destination everything extracted before (it sends only new items).
+    the source sees in the destination everything extracted before (it sends only new items);
+    one that fails to load again is set aside (`pipelines/pending.py`) instead of blocking the run.
     One run at a time per pipeline folder: a second one raises `RunInProgressError` at once.
     """
     with run_lock(pipeline):
@@ -125,10 +139,7 @@ def load(
         started = time.monotonic()
         for message in recover(pipeline).messages():  # what a killed earlier run left behind
             progress(message)
-        if pipeline.has_pending_data:
-            progress("loading what an interrupted run left pending")
-            pipeline.normalize()
-            pipeline.load()
+        load_pending(pipeline, progress)
         progress("extracting")
         with cyclic_gc_paused(), rows_stamped_with_their_run(pipeline):  # pipelines/filesystem.py
             pipeline.extract(source)
@@ -139,37 +150,55 @@ def load(
             f"loading into {pipeline.destination.destination_name} ({time.monotonic() - started:.1f} s)"
         )
         info = pipeline.load()
-        refresh_views(pipeline)  # reporting views follow the tables (pipelines/views.py)
+        # the load has committed: what follows may warn, never fail the run
+        try:
+            refresh_views(pipeline)  # reporting views follow the tables (pipelines/views.py)
+        except Exception as ex:
+            progress(f"loaded; the reporting views could not be refreshed ({explain(ex)[1]})")
         return info
 
 
 def summarize(pipeline: dlt.Pipeline) -> Summary:
-    """Counts from the destination itself: what landed, not what was sent."""
+    """Counts from the destination itself: what landed, not what was sent.
+
+    Reads only the tables that exist there (a new destination may lack `account_errors` that an
+    older run of the same pipeline folder recorded): the load has committed when this runs, and
+    nothing after it may fail the run."""
     summary = Summary()
     tables = set(pipeline.default_schema.data_table_names())
     with pipeline.sql_client() as client:
+        summary.dataset = client.dataset_name  # as the destination normalized it
+
+        def rows(sql: str) -> Sequence[Sequence[Any]]:
+            try:
+                return client.execute_sql(sql) or []  # None only for statements without rows
+            except DatabaseUndefinedRelation:
+                return []  # the table was never created in this destination
+
         snapshots = client.make_qualified_table_name(settings.SNAPSHOTS_TABLE)
         errors = client.make_qualified_table_name(settings.ERRORS_TABLE)
         if settings.SNAPSHOTS_TABLE in tables:
-            _summarize_past_due(pipeline, client, summary)
+            _summarize_past_due(pipeline, client, summary, rows)
             latest_run = f"SELECT max(snapshot_at) FROM {snapshots}"
         else:
             latest_run = f"SELECT max(snapshot_at) FROM {errors}"
         for name, current in LATEST_ROWS.items():
             if name in tables:
                 table = client.make_qualified_table_name(name)
-                summary.rows[name] = _rows(
-                    client, f"SELECT count(*) FROM {table} WHERE {current.format(table=table)}"
-                )[0][0]
-        if settings.ERRORS_TABLE in tables:
-            failed = _rows(
-                client,
-                "SELECT account_id, message, string_agg(resource, ', ' ORDER BY resource)"
-                f" FROM {errors} WHERE snapshot_at = ({latest_run})"
-                " GROUP BY account_id, message ORDER BY account_id, message",
-            )
-            summary.failures = [f"{m} [{r}]" if r else m for _, m, r in failed]
-            summary.failed_accounts = len({account for account, _, _ in failed})
+                counted = rows(f"SELECT count(*) FROM {table} WHERE {current.format(table=table)}")
+                summary.rows[name] = counted[0][0] if counted else 0
+        failed = rows(
+            "SELECT account_id, message, string_agg(resource, ', ' ORDER BY resource)"
+            f" FROM {errors} WHERE snapshot_at = ({latest_run})"
+            " GROUP BY account_id, message ORDER BY account_id, message"
+        )
+        summary.failures = [f"{m} [{r}]" if r else m for _, m, r in failed]
+        summary.failed_accounts = len({account for account, _, _ in failed})
+        summary.stale = {
+            account: count
+            for account, count in summary.stale.items()
+            if account not in {failed_id for failed_id, _, _ in failed}
+        }
     return summary
 
 
@@ -182,21 +211,18 @@ LATEST_ROWS = {
 """The rows of the new resources' tables the summary counts: every invoice and payment, the
 current plans, the latest run's charges."""
 
-
-def _rows(client: Any, sql: str) -> Sequence[Sequence[Any]]:
-    return client.execute_sql(sql) or []  # None only for statements without rows
+Rows = Callable[[str], Sequence[Sequence[Any]]]
 
 
-def _summarize_past_due(pipeline: dlt.Pipeline, client: Any, summary: Summary) -> None:
+def _summarize_past_due(pipeline: dlt.Pipeline, client: Any, summary: Summary, rows: Rows) -> None:
     snapshots = client.make_qualified_table_name(settings.SNAPSHOTS_TABLE)
     invoices = invoices_relation(pipeline, client)  # filesystem: rebuilt from the runs
     items = client.make_qualified_table_name(settings.ITEMS_TABLE)
     latest = (
         f"SELECT * FROM {snapshots} WHERE snapshot_at = (SELECT max(snapshot_at) FROM {snapshots})"
     )
-    for currency, accounts, total in _rows(
-        client,
-        f"SELECT currency_code, count(*), sum(past_due_balance) FROM ({latest}) s GROUP BY 1 ORDER BY 1",
+    for currency, accounts, total in rows(
+        f"SELECT currency_code, count(*), sum(past_due_balance) FROM ({latest}) s GROUP BY 1 ORDER BY 1"
     ):
         summary.accounts += accounts
         summary.past_due[currency or "?"] = Decimal(total or 0)
@@ -204,18 +230,39 @@ def _summarize_past_due(pipeline: dlt.Pipeline, client: Any, summary: Summary) -
         f"SELECT _dlt_id FROM {invoices} WHERE _dlt_valid_to IS NULL"
         f" AND account_id IN (SELECT account_id FROM ({latest}) s)"
     )
-    summary.invoices = _rows(client, f"SELECT count(*) FROM ({current}) c")[0][0]
-    summary.items = _rows(
-        client, f"SELECT count(*) FROM {items} WHERE _dlt_parent_id IN ({current})"
+    summary.invoices = (rows(f"SELECT count(*) FROM ({current}) c") or [(0,)])[0][0]
+    summary.items = (
+        rows(f"SELECT count(*) FROM {items} WHERE _dlt_parent_id IN ({current})") or [(0,)]
     )[0][0]
+    summary.stale = {
+        account: count
+        for account, count in rows(
+            f"SELECT account_id, count(*) FROM {invoices} WHERE _dlt_valid_to IS NULL"
+            f" AND account_id NOT IN (SELECT account_id FROM ({latest}) s)"
+            " GROUP BY 1 ORDER BY 1"
+        )
+    }
 
 
-def format_summary(summary: Summary, pipeline: dlt.Pipeline) -> str:
+def recorded_failures(info: LoadInfo) -> bool:
+    """Whether a run's load holds failed accounts (a job of the errors table): what the exit code
+    says when the summary cannot be read."""
+    return any(
+        job.job_file_info.table_name == settings.ERRORS_TABLE
+        for package in info.load_packages
+        for jobs in package.jobs.values()
+        for job in jobs
+    )
+
+
+def format_summary(summary: Summary, pipeline: dlt.Pipeline, where: str = "") -> str:
+    """The summary as printed; `where` names the DuckDB file (or other location) written."""
     totals = ", ".join(f"{cur} {amount:,.2f}" for cur, amount in summary.past_due.items()) or "none"
+    stale = list(summary.stale)
     return "\n".join(
         [
             f"loaded {summary.accounts} accounts into {pipeline.destination.destination_name}"
-            f" dataset {pipeline.dataset_name} in {summary.seconds:.1f} s",
+            f" dataset {summary.dataset or pipeline.dataset_name}{where} in {summary.seconds:.1f} s",
             f"  past-due invoices: {summary.invoices}   invoice items: {summary.items}",
             f"  past-due total: {totals}",
             *(
@@ -227,6 +274,16 @@ def format_summary(summary: Summary, pipeline: dlt.Pipeline) -> str:
                 [f"  FAILED accounts: {summary.failed_accounts}"]
                 + [f"    {m}" for m in summary.failures]
                 if summary.failures
+                else []
+            ),
+            *(
+                [
+                    f"  stale: {len(stale)} accounts not in this run still have current invoices"
+                    " (removed from account_ids or not selected): "
+                    + ", ".join(stale[:_STALE_SHOWN])
+                    + (", ..." if len(stale) > _STALE_SHOWN else "")
+                ]
+                if stale
                 else []
             ),
         ]

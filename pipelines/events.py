@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any, TextIO
 
 import dlt
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from sources.docusign_billing import settings
 
@@ -88,10 +89,13 @@ def account_results(pipeline: dlt.Pipeline) -> list[dict[str, Any]]:
             )
         if settings.ERRORS_TABLE in pipeline.default_schema.data_table_names():
             errors = client.make_qualified_table_name(settings.ERRORS_TABLE)
-            failed = client.execute_sql(
-                f"SELECT account_id, http_status, error_code, message FROM {errors}"
-                f" WHERE snapshot_at = {latest} ORDER BY 1"
-            )
+            try:
+                failed = client.execute_sql(
+                    f"SELECT account_id, http_status, error_code, message FROM {errors}"
+                    f" WHERE snapshot_at = {latest} ORDER BY 1"
+                )
+            except DatabaseUndefinedRelation:  # in the schema, not in this (new) destination
+                failed = []
             for account_id, status, code, message in failed or []:
                 results.append(
                     {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up and runs the main job: `docusign-billing run` when credentials are configured,
-# otherwise the demo load of the bundled sandbox into docusign_billing.duckdb.
+# otherwise the demo load of the bundled sandbox into docusign_billing_demo.duckdb (its own
+# pipeline state and file: the demo never mixes with real data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh main

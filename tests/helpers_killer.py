@@ -3,6 +3,11 @@
 Run as `python -m tests.helpers_killer KILL_POINT docusign-billing-args...`. The process patches
 one dlt function so that, at the named point, it kills itself with SIGKILL (no cleanup, no
 finally blocks, no atexit: like a power cut or the OOM killer), then runs the real CLI `main()`.
+`SIGINT@KILL_POINT` / `SIGTERM@KILL_POINT` send that signal instead and carry on (what Ctrl-C or
+a scheduler stopping the job does), at the same points and also:
+  extract           after the first account's response arrived
+  summary           when the summary starts (the load has committed)
+`summary-fails` (no signal, no kill) makes the summary raise a destination error after the load.
 With `--plain PIPELINES_DIR DUCKDB_FILE` instead of the CLI's arguments it runs a user's own
 pipeline, `dlt.pipeline(...).run(docusign_billing())` (the source configured from the environment),
 and prints the CLI's "loading into duckdb" line when dlt's load step starts.
@@ -25,11 +30,17 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+_SIGNAL = signal.SIGKILL
+_sent: list[int] = []
+
 
 def _die() -> None:
+    if _sent:
+        return  # a stop signal is sent once (a second one is dlt's "force stop")
     sys.stdout.flush()
     sys.stderr.flush()
-    os.kill(os.getpid(), signal.SIGKILL)
+    _sent.append(_SIGNAL)
+    os.kill(os.getpid(), _SIGNAL)
 
 
 def _after(owner: Any, name: str, when: Callable[..., bool] = lambda *a, **k: True) -> None:
@@ -60,8 +71,35 @@ def _target(point: str) -> tuple[Any, str]:
 
 
 def arm(point: str) -> None:
+    global _SIGNAL
+    if "@" in point:
+        name, point = point.split("@", 1)
+        _SIGNAL = signal.Signals[name]
     step, _, argument = point.partition(":")
-    if step in ("normalize-mid", "normalize-commit", "load-complete"):
+    if step == "extract":
+        from sources.docusign_billing.client import DocuSignClient
+
+        _after(DocuSignClient, "get")
+    elif step == "summary":
+        import pipelines.cli
+
+        summarize = pipelines.cli.summarize
+
+        def signalled(pipeline: Any) -> Any:
+            _die()
+            return summarize(pipeline)
+
+        pipelines.cli.summarize = signalled
+    elif step == "summary-fails":
+        from dlt.destinations.exceptions import DatabaseTransientException
+
+        import pipelines.cli
+
+        def failing(pipeline: Any) -> Any:
+            raise DatabaseTransientException(RuntimeError("the destination went away"))
+
+        pipelines.cli.summarize = failing
+    elif step in ("normalize-mid", "normalize-commit", "load-complete"):
         _after(*_target(step))
     elif step == "load-copy":
         _after(*_target(step), lambda job: job.load_table_name == argument)

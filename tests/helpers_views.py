@@ -58,9 +58,10 @@ class Engine:
         self.sandbox = sandbox
         self.make = make
 
-    def run(self) -> None:
+    def run(self, progress: Callable[[str], None] = lambda _: None) -> None:
         load(
             self.make(),
+            progress=progress,
             account_ids=self.sandbox.account_ids,
             base_url=self.sandbox.base_url,
             credentials=TOKEN_CREDENTIALS,

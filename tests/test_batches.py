@@ -47,6 +47,7 @@ def _builds(monkeypatch):
 
 
 def test_many_batches_load_and_keep_history_like_one(many, tmp_path, monkeypatch):
+    (tmp_path / "one").mkdir(), (tmp_path / "split").mkdir()
     one, split = Runner(many, tmp_path / "one"), Runner(many, tmp_path / "split")
     first, last = many.account_ids[0], many.account_ids[-1]
     one.run()

@@ -39,12 +39,15 @@ def _one_line_error(result, code):
 def test_demo_loads_duckdb_and_readme_queries_return_rows(tmp_path):
     result = cli("demo", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    demo_file = tmp_path / "docusign_billing_demo.duckdb"
     assert re.search(r"loaded 5 accounts into duckdb dataset billing", result.stdout)
+    assert f"(file {demo_file})" in result.stdout  # says where it wrote
     assert re.search(r"past-due invoices: [1-9]\d*\s+invoice items: [1-9]\d*", result.stdout)
-    assert (tmp_path / "docusign_billing.duckdb").exists()
+    # kept apart from real data: its own DuckDB file and its own pipeline state
+    assert demo_file.exists() and not (tmp_path / "docusign_billing.duckdb").exists()
     assert len(README_SQL) == 4
     for sql in README_SQL[:3]:
-        rows = cli("query", sql, cwd=tmp_path)
+        rows = cli("query", sql, "--duckdb-file", str(demo_file), cwd=tmp_path)
         assert rows.returncode == 0, rows.stderr
         assert len(rows.stdout.strip().splitlines()) >= 2, sql  # header and at least one row
 
@@ -154,7 +157,7 @@ def test_secrets_never_in_output_or_files(sandbox, cli_env, tmp_path):
     ):
         result = cli("run", env=cli_env(sandbox, RUNTIME__LOG_LEVEL="DEBUG", **extra), cwd=tmp_path)
         outputs.append(result)
-    assert outputs[0].returncode == 0 and outputs[1].returncode == 1
+    assert outputs[0].returncode == 0 and outputs[1].returncode == 2  # rejected: exit 2
     for result in outputs:
         for secret in secrets:
             assert secret not in result.stdout and secret not in result.stderr

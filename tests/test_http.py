@@ -59,7 +59,7 @@ def test_token_auth(runner, sandbox):
 )
 def test_rejected_credentials(runner, credentials, code):
     exit_code, message = _failure(runner, credentials=credentials)
-    assert exit_code == EXIT_FAILED
+    assert exit_code == EXIT_CONFIG  # running again with the same credentials cannot succeed
     assert (
         "authentication failed" in message
         and code in message

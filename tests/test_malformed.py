@@ -44,6 +44,18 @@ def _duplicate_differing(body):
     body["billingInvoices"].append(twin)
 
 
+def _item_name_as(text, encoding="utf-8"):
+    """The body as bytes with the first item's `chargeName` = `text` in `encoding` (raw bytes:
+    json.dumps would escape them)."""
+
+    def make(body):
+        body = copy.deepcopy(body)
+        _first_invoice(body)["invoiceItems"][0]["chargeName"] = "@@NAME@@"
+        return json.dumps(body).encode().replace(b"@@NAME@@", text.encode(encoding))
+
+    return make
+
+
 # (id, body -> served body (or raw text), content type, parts the message must contain)
 CASES = [
     (
@@ -125,6 +137,31 @@ CASES = [
         "application/json",
         ["{invoice}", "field pdfAvailable", "'yes'"],
     ),
+    (  # latin-1 bytes in a body that declares no charset (JSON: UTF-8)
+        "latin-1-byte-in-utf-8",
+        _item_name_as("Gebühr", "latin-1"),
+        "application/json",
+        [
+            "billing_invoices_past_due",
+            "{invoice}",
+            "item {item}",
+            "field chargeName",
+            "Geb\\xfchr",
+            "byte 0xFC is not valid",
+        ],
+    ),
+    (
+        "lone-surrogate-escape",
+        _item_name_as("\\ud800 fee"),
+        "application/json",
+        ["billing_invoices_past_due", "{invoice}", "item {item}", "field chargeName", "U+D800"],
+    ),
+    (
+        "lone-surrogate-in-a-new-field",
+        _with(lambda b: b.__setitem__("note", "x\udfff")),
+        "application/json",
+        ["billing_invoices_past_due", "field note", "U+DFFF"],
+    ),
     (
         "top-level-amount",
         _with(lambda b: b.__setitem__("pastDueBalance", "1.2.3")),
@@ -165,6 +202,19 @@ def test_malformed_response_is_a_clear_error_and_loads_nothing(loaded, make, con
     assert "\n" not in message
     assert runner.snapshot() == before  # nothing of the run, not even the good accounts' rows
     sandbox.reset()
+
+
+def test_text_is_decoded_by_the_declared_charset(runner, sandbox):
+    account = sandbox.account_ids[ACCOUNT]
+    body = sandbox.response(account)
+    item_id = _first_invoice(body)["invoiceItems"][0]["invoiceItemId"]
+    latin1 = _item_name_as("Gebühr für Umschläge", "latin-1")(body)
+    sandbox.set_response(account, latin1, content_type="application/json; charset=ISO-8859-1")
+    runner.run()
+    assert runner.rows(f"SELECT charge_name FROM {ITEMS} WHERE invoice_item_id = '{item_id}'") == [
+        ("Gebühr für Umschläge",)
+    ]
+    assert_consistent(runner)
 
 
 def test_good_run_after_all_those_failures_loads_normally(loaded):

@@ -148,7 +148,7 @@ def test_static_token_rejected_mid_run_is_an_auth_error(oauth_runner, hosts):
             account_ids=hosts.account_ids[:1], base_url=hosts.base_url_for(hosts.account_ids[0])
         )
     code, message = explain(error.value)
-    assert code == EXIT_FAILED and "AUTHORIZATION_INVALID_TOKEN" in message
+    assert code == EXIT_CONFIG and "AUTHORIZATION_INVALID_TOKEN" in message  # rejected: a human
 
 
 def _failure(runner, credentials):
@@ -171,21 +171,33 @@ def test_consent_required_gives_the_consent_url(oauth_runner, hosts):
 def test_assertion_signed_with_another_key_is_refused(oauth_runner, hosts):
     other_key, _ = _key_pair()
     code, message = _failure(oauth_runner, jwt_credentials(hosts, private_key=other_key))
-    assert code == EXIT_FAILED and "invalid_grant" in message and "BEGIN" not in message
+    assert code == EXIT_CONFIG and "invalid_grant" in message and "BEGIN" not in message
 
 
 def test_wrong_user_id_is_refused(oauth_runner, hosts):
     code, message = _failure(
         oauth_runner, jwt_credentials(hosts, user_id="00000000-0000-0000-0000-000000000000")
     )
-    assert code == EXIT_FAILED and "invalid_grant" in message
+    assert code == EXIT_CONFIG and "invalid_grant" in message
 
 
 def test_wrong_client_secret_is_refused(oauth_runner, hosts):
     code, message = _failure(
         oauth_runner, refresh_credentials(hosts, client_secret="not-the-secret")
     )
-    assert code == EXIT_FAILED and "invalid_client" in message and "not-the-secret" not in message
+    assert code == EXIT_CONFIG and "invalid_client" in message and "not-the-secret" not in message
+
+
+def test_bad_refresh_token_is_refused(oauth_runner, hosts):
+    code, message = _failure(oauth_runner, refresh_credentials(hosts, refresh_token="RT-revoked"))
+    assert code == EXIT_CONFIG and "credentials rejected" in message and "RT-revoked" not in message
+
+
+def test_unreachable_oauth_server_is_worth_a_retry(oauth_runner, hosts):
+    """Not a rejection: nothing to fix in the credentials, so exit 1 (a scheduler retries)."""
+    unreachable = "http://127.0.0.1:9"  # the discard port: connection refused
+    code, message = _failure(oauth_runner, jwt_credentials(hosts, oauth_base_url=unreachable))
+    assert code == EXIT_FAILED and "could not be reached" in message
 
 
 @pytest.mark.parametrize(
@@ -297,7 +309,6 @@ def test_no_secret_of_any_auth_method_leaks(hosts, tmp_path, cli_env):
     ]  # the last: every issued access token
     common = {
         "RUNTIME__LOG_LEVEL": "DEBUG",
-        "SOURCES__DOCUSIGN_BILLING__ACCOUNT_IDS": "",
         "SOURCES__DOCUSIGN_BILLING__BASE_URL": "",
         "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__OAUTH_BASE_URL": hosts.oauth_base_url,
     }
@@ -327,11 +338,12 @@ def test_no_secret_of_any_auth_method_leaks(hosts, tmp_path, cli_env):
                 "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__CLIENT_SECRET": client_secret + "-wrong",
                 "SOURCES__DOCUSIGN_BILLING__CREDENTIALS__REFRESH_TOKEN": refresh_token,
             },
-            1,
+            2,  # rejected credentials
         ),
     ]
     env = cli_env(hosts)
     del env["SOURCES__DOCUSIGN_BILLING__CREDENTIALS__ACCESS_TOKEN"]
+    del env["SOURCES__DOCUSIGN_BILLING__ACCOUNT_IDS"]  # discovered (set but empty is an error)
     for extra, expected in runs:
         result = subprocess.run(
             [CLI, "run"],
@@ -342,7 +354,7 @@ def test_no_secret_of_any_auth_method_leaks(hosts, tmp_path, cli_env):
             timeout=120,
         )
         assert result.returncode == expected, result.stderr[-2000:]
-        assert "DEBUG" in result.stderr or expected == 1  # the runs did log at DEBUG level
+        assert "DEBUG" in result.stderr or expected == 2  # the runs did log at DEBUG level
         for secret in secrets:
             assert secret not in result.stdout and secret not in result.stderr
     written = [p for p in tmp_path.rglob("*") if p.is_file()]

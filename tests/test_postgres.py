@@ -18,7 +18,7 @@ from typing import Any
 import dlt
 import pytest
 
-from pipelines import cli
+from pipelines import cli, failures
 from pipelines.docusign_billing_pipeline import load, make_pipeline, summarize
 from sources.docusign_billing import recovery, settings
 from sources.docusign_billing.sandbox import ACCESS_TOKEN, Sandbox
@@ -459,7 +459,7 @@ def test_wrong_password_fails_without_revealing_it(pg: PgRunner, tmp_path: Path)
     code, line = cli.explain(failure.value)
     assert code == cli.EXIT_FAILED
     assert "password authentication failed" in line
-    chain = cli._causes(failure.value)
+    chain = failures.causes(failure.value)
     for secret in (wrong, pg.server.password):
         assert secret not in line
         assert all(secret not in str(cause) and secret not in repr(cause) for cause in chain)

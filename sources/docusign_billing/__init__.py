@@ -14,7 +14,7 @@ from . import run_guard, settings
 from .accounts import AccountTarget, check_selection, discover, normalize_account_ids, plan
 from .auth import DocuSignCredentials, make_auth
 from .batches import parsed_batches
-from .client import HttpSettings, validate_base_url
+from .client import HttpSettings, check_setting, validate_base_url
 from .dlt_internals import CurrentLoadPackageStateNotAvailable, with_config
 from .errors import ConfigError
 from .fetch import AccountPages, Fetched, FetchSession, fetch_accounts
@@ -217,6 +217,7 @@ def docusign_billing(
         raise ConfigError("window_days must be at least 1 and lookback_days at least 0")
     base_url = validate_base_url(base_url) if base_url else None
     auth = make_auth(credentials)
+    check_setting("max_workers", max_workers, minimum=1)
     session = FetchSession(
         auth,
         HttpSettings(request_timeout, max_attempts, backoff_factor, max_retry_delay),

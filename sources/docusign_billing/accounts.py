@@ -26,7 +26,13 @@ class AccountTarget:
 
 
 def normalize_account_ids(account_ids: Any) -> list[str]:
-    """One id, a list, or a string holding a JSON list or comma/space separated ids; each once."""
+    """One id (a string or a bare TOML number), a list, or a string holding a JSON list or
+    comma/space separated ids; each once. None (not set) is no ids; set but empty is an error,
+    never a silent switch to discovering every account."""
+    if account_ids is None:
+        return []
+    if isinstance(account_ids, int) and not isinstance(account_ids, bool):
+        account_ids = str(account_ids)
     if isinstance(account_ids, str):
         text = account_ids.strip()
         try:
@@ -35,9 +41,19 @@ def normalize_account_ids(account_ids: Any) -> list[str]:
             raise ConfigError(
                 f"account_ids {text!r} is neither a JSON list nor comma separated ids"
             ) from None
+    elif isinstance(account_ids, (list, tuple)):
+        items = list(account_ids)
     else:
-        items = list(account_ids or [])
+        raise ConfigError(
+            f"sources.docusign_billing.account_ids = {account_ids!r} is not an id, a list of ids"
+            " or comma separated ids"
+        )
     ids = list(dict.fromkeys(str(i).strip() for i in items if str(i).strip()))
+    if not ids:
+        raise ConfigError(
+            "no account ids: sources.docusign_billing.account_ids (or --accounts) is set but"
+            " empty; leave it unset to load the accounts OAuth discovers"
+        )
     bad = [i for i in ids if not _ACCOUNT_ID.match(i)]
     if bad:
         raise ConfigError(f"account id {bad[0]!r} is not a DocuSign account id (GUID or number)")

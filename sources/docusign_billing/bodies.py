@@ -16,6 +16,7 @@ import pyarrow.json as pa_json
 
 from .resources import PAST_DUE, Level, Resource
 from .shapes import AccountResponse
+from .text import as_utf8, is_clean
 
 _TEXT = pa.string()
 
@@ -55,9 +56,13 @@ def read_known(
     if resource.records.single:
         return None
     options = _known_only(resource)
-    contents = [r.raw.content for r in responses if r.raw is not None and r.body is None]
-    if not contents or len(contents) != len(responses):
-        return None
+    contents = [
+        as_utf8(r.raw.content, r.raw.content_type)
+        for r in responses
+        if r.raw is not None and r.body is None
+    ]
+    if not contents or len(contents) != len(responses) or not all(map(is_clean, contents)):
+        return None  # text that is not clean Unicode goes the record path, which names it
     if all(_one_line_object(c) for c in contents):
         return _read(b"\n".join(contents), len(contents), options)
     tables = []

@@ -13,7 +13,7 @@ from requests import RequestException, Response
 from requests.auth import AuthBase
 
 from . import settings
-from .errors import ApiError, AuthError
+from .errors import ApiError, AuthError, ConfigError
 from .oauth import CachedTokenAuth
 from .shapes import RawBody
 from .urls import http_url
@@ -53,6 +53,19 @@ class HttpSettings:
     max_attempts: int = settings.MAX_ATTEMPTS
     backoff_factor: float = settings.BACKOFF_FACTOR
     max_retry_delay: float = settings.MAX_RETRY_DELAY
+
+    def __post_init__(self) -> None:
+        check_setting("request_timeout", self.request_timeout, minimum=0, inclusive=False)
+        check_setting("max_attempts", self.max_attempts, minimum=1)
+        check_setting("backoff_factor", self.backoff_factor, minimum=0)
+        check_setting("max_retry_delay", self.max_retry_delay, minimum=0)
+
+
+def check_setting(name: str, value: float, minimum: float, inclusive: bool = True) -> None:
+    """Raises a `ConfigError` naming `sources.docusign_billing.<name>` when `value` is too small."""
+    if value < minimum or (not inclusive and value == minimum):
+        bound = f"at least {minimum}" if inclusive else f"more than {minimum}"
+        raise ConfigError(f"sources.docusign_billing.{name} = {value} must be {bound}")
 
 
 def _reset_at(response: Response) -> float | None:

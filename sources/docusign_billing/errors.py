@@ -22,7 +22,14 @@ class ApiError(DocuSignBillingError):
 
 
 class AuthError(ApiError):
-    """The credentials were rejected (HTTP 401 or a DocuSign authentication error code)."""
+    """Authentication failed: the credentials were rejected (HTTP 401, a DocuSign authentication
+    error code, an OAuth grant refused), or the OAuth server could not be reached."""
+
+    @property
+    def rejected(self) -> bool:
+        """The server said no (a 4xx answer): running again with the same credentials cannot
+        succeed. False when it could not be reached or failed (5xx): a retry may."""
+        return self.status is not None and 400 <= self.status < 500
 
 
 class ResponseError(DocuSignBillingError):

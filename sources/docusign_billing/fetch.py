@@ -4,6 +4,7 @@ One `FetchSession` per run is shared by every resource: its gate, its clients an
 `max_workers` requests at a time hold for all of them together.
 """
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -19,6 +20,18 @@ from .errors import ApiError, AuthError
 from .resources import Resource
 from .shapes import AccountResponse, RawBody
 from .windows import Window
+
+PROGRESS_LOGGER = __name__
+_log = logging.getLogger(PROGRESS_LOGGER)
+
+
+@dataclass(frozen=True)
+class FetchProgress:
+    """Accounts answered so far in a run, for an operator's progress line."""
+
+    done: int
+    total: int
+    failed: int
 
 
 @dataclass
@@ -132,10 +145,26 @@ def fetch_accounts(
     try:
         # at most two responses per worker wait for the parser: memory stays flat in the accounts
         running = {pool.submit(fetch, t) for t in islice(waiting, 2 * workers)}
+        answered = failed = 0
         while running:
             done, running = wait(running, return_when=FIRST_COMPLETED)
             running |= {pool.submit(fetch, t) for t in islice(waiting, len(done))}
             for future in done:
-                yield future.result()
+                fetched = future.result()
+                answered += 1
+                failed += isinstance(fetched, AccountFailure)
+                if _log.isEnabledFor(logging.INFO):
+                    count = FetchProgress(answered, len(targets), failed)
+                    _log.info(
+                        "%s: accounts %d/%d, %d failed",
+                        resource.name,
+                        count.done,
+                        count.total,
+                        count.failed,
+                        extra={"progress": count},
+                    )
+                yield fetched
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        # nothing is in flight after the last result; after an error or a stop (SIGTERM) the
+        # requests in flight are not waited for (a hung one could hold the run for minutes)
+        pool.shutdown(wait=False, cancel_futures=True)

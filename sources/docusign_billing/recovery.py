@@ -282,6 +282,15 @@ def restart_staging_work(packages: PackageStorage, load_id: str, tables: set[str
     storage.delete(applied_path)
 
 
+def remove_appended_rows(pipeline: dlt.Pipeline, load_id: str) -> None:
+    """Deletes the rows a normalized package's append jobs may have committed, by `_dlt_load_id`
+    (before the package is discarded: its data is extracted again by a later run)."""
+    packages = normalized_packages(os.path.join(pipeline.working_dir, "load", NORMALIZED_FOLDER))
+    appended = _restartable_tables(packages.load_schema(load_id), packages, load_id)[1]
+    if appended:
+        remove_rows(pipeline, load_id, appended)
+
+
 def _restartable_tables(
     schema: dlt.Schema, packages: PackageStorage, load_id: str
 ) -> tuple[set[str], set[str]]:

@@ -89,6 +89,18 @@ class Resource:
     def tables(self) -> list[Level]:
         return [level for level in (self.records, self.items, self.body) if level and level.table]
 
+    @property
+    def endpoint(self) -> str:
+        """The endpoint's own name (`billing_invoices_past_due`), as errors name the resource."""
+        return self.path.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def record_lists(self) -> dict[str, tuple[str, str | None]]:
+        """The JSON fields holding lists of records, each with its label and identifying field
+        (how `text.check_text` names a record)."""
+        levels = [self.records, *([self.items] if self.items else [])]
+        return {level.list_field: (level.label, level.key) for level in levels if level.list_field}
+
 
 _PAGING = (
     Field("nextUri", parse_text, "link to the next page"),

@@ -39,6 +39,11 @@ DATASET_NAME: Final = "billing"
 """Not `docusign_billing`: with `docusign_billing.duckdb` the catalog and schema names would
 collide and dlt's merge SQL fails with a DuckDB binder error."""
 DUCKDB_FILE: Final = "docusign_billing.duckdb"
+DEMO_PIPELINE_NAME: Final = "docusign_billing_demo"
+DEMO_DUCKDB_FILE: Final = "docusign_billing_demo.duckdb"
+DEMO_DATASET_NAME: Final = "billing_demo"
+"""The demo's own pipeline state, DuckDB file and (on other destinations) dataset: synthetic
+accounts never mix with real ones, e.g. stay "currently past due" after credentials are set up."""
 DUCKDB_GLOBAL_CONFIG: Final = {"memory_limit": "128MB", "preserve_insertion_order": False}
 """Settings of the embedded DuckDB destination, beneath the user's own
 `[destination.duckdb.credentials] global_config`. A bounded buffer (DuckDB spills past it) keeps a

@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 
 from .errors import ResponseError
+from .text import as_utf8, decode, is_clean
 
 
 @dataclass
@@ -32,12 +33,16 @@ class AccountResponse:
     body: dict[str, Any] | None = None
     account_name: str | None = None
     raw: RawBody | None = None
+    text_checked: bool = True
+    """False when the decoded body may hold text that is not valid Unicode (`text.is_clean`
+    could not vouch for its bytes): the parser then checks every string with `text.check_text`."""
 
     def json_body(self) -> dict[str, Any]:
         """The body as exact JSON (numbers as `Decimal`); a clear error when it is not an object."""
         if self.body is None and self.raw is not None:
+            content = as_utf8(self.raw.content, self.raw.content_type)
             try:
-                body = json.loads(self.raw.content, parse_float=Decimal)
+                body = json.loads(decode(content), parse_float=Decimal)
             except ValueError:
                 raise ResponseError(
                     f"account {self.account_id}: the response is not valid JSON"
@@ -47,6 +52,7 @@ class AccountResponse:
                 raise ResponseError(
                     f"account {self.account_id}: expected a JSON object, got {type(body).__name__}"
                 )
+            self.text_checked = is_clean(content)
             self.body = body
         return self.body or {}
 

@@ -31,6 +31,7 @@ from .parse import (
 )
 from .resources import PAST_DUE, Level, Resource
 from .shapes import AccountResponse, ParsedBatch
+from .text import check_text
 
 Column = tuple[str, pa.DataType, bool]  # name, type, nullable
 Where = Callable[[int], str]  # row -> "account A, <resource> invoice I[, item J]"
@@ -376,7 +377,11 @@ class BatchParser:
         known = read_known(self.responses, self.resource)
         if known is None or not self._flatten_arrow(known):
             for response in self.responses:
-                self._add_record(response.account_id, response.json_body(), response.account_name)
+                body = response.json_body()
+                if not response.text_checked:
+                    where = f"account {response.account_id}, {self.resource.endpoint}"
+                    check_text(body, where, self.resource.record_lists)
+                self._add_record(response.account_id, body, response.account_name)
         record_typed = self.records.typed(self._record_where)
         item_typed = self.items.typed(self._item_where)
         accounts = pa.array([a for a, _ in self.record_rows], _TEXT)
