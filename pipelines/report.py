@@ -72,17 +72,22 @@ def read_views(pipeline: dlt.Pipeline, as_of: datetime | None = None) -> ReportD
         raise NoDataError(nothing)  # a DuckDB client would create the file
     dialect = pipeline.destination.capabilities().sqlglot_dialect
     frames: dict[str, pd.DataFrame] = {}
-    try:
-        with pipeline.sql_client() as client:
-            names = views.qualified_names(client, views.BASE_TABLES)
-            for name in views.VIEW_NAMES:
+    with pipeline.sql_client() as client:
+        names = views.qualified_names(client, views.BASE_TABLES)
+        for name in views.VIEW_NAMES:
+            billing = not set(views.tables_read(name)) <= set(views.PAST_DUE_TABLES)
+            if billing and is_filesystem(pipeline):
+                continue  # merged tables are appended per run there (`pipelines/filesystem.py`)
+            try:
                 with client.execute_query(
                     views.view_query(name, names, dialect, as_of, is_filesystem(pipeline))
                 ) as cursor:
                     columns = [column[0] for column in cursor.description]
                     frames[name] = pd.DataFrame(cursor.fetchall(), columns=columns, dtype=object)
-    except DatabaseUndefinedRelation:
-        raise NoDataError(nothing) from None
+            except DatabaseUndefinedRelation:
+                if not billing:
+                    raise NoDataError(nothing) from None
+                # a billing-history view without its tables (not loaded): no such view
     if frames["past_due_daily"].empty:
         raise NoDataError(nothing)
     return ReportData(frames, as_of)

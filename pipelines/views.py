@@ -5,7 +5,8 @@ Each view is written once, in DuckDB's SQL, and generated for the destination's 
 warehouses run the same definition. Every age is measured at a run's `snapshot_at`, never at
 `now()`: a report of the same data is the same report tomorrow.
 
-`refresh_views` creates or replaces the views in the dataset after every successful load.
+`refresh_views` creates or replaces the views in the dataset after every successful load, each
+one whose tables are loaded (a run of `--resources past_due` has no `billing_payments`).
 `view_query` gives the same definitions as one stand-alone query (the tables as CTEs), for the
 state at an earlier run (`as_of`) and for destinations that cannot hold views (filesystem).
 """
@@ -42,11 +43,18 @@ def _utc_day(column: str) -> str:
     return f"CAST({column} AT TIME ZONE 'UTC' AS DATE)"
 
 
+def _utc_month(column: str) -> str:
+    """The first day of the calendar month (UTC) of `column`."""
+    return f"CAST(date_trunc('month', {_utc_day(column)}) AS DATE)"
+
+
 def _days_between(start: str, end: str) -> str:
     """Calendar days in UTC from `start` to `end`, whatever the session's time zone."""
     return f"DATE_DIFF('day', {_utc_day(start)}, {_utc_day(end)})"
 
 
+BILLING_INVOICES = "billing_invoices"
+BILLING_PAYMENTS = "billing_payments"
 _DAYS_PAST_DUE = _days_between("i.due_date", "s.snapshot_at")
 _LATEST_RUN_PER_ACCOUNT = f"""latest AS (
     SELECT account_id, max(snapshot_at) AS snapshot_at
@@ -176,10 +184,89 @@ JOIN {settings.SNAPSHOTS_TABLE} AS s
 WHERE v.newest = 1
 """,
     ),
+    View(
+        "invoice_payments",
+        "Which payments settled each invoice, how much is paid, and when was it settled?",
+        f"""
+WITH candidates AS (
+    SELECT
+        p.*,
+        i.invoice_id,
+        row_number() OVER (
+            PARTITION BY p.account_id, p.payment_id
+            ORDER BY length(i.invoice_number) DESC, i.invoice_id
+        ) AS best
+    FROM {BILLING_PAYMENTS} AS p
+    JOIN {BILLING_INVOICES} AS i
+        ON i.account_id = p.account_id
+        AND length(i.invoice_number) > 0
+        AND strpos(p.description, i.invoice_number) > 0
+),
+matched AS (SELECT * FROM candidates WHERE best = 1)
+SELECT
+    i.account_id,
+    i.invoice_id,
+    i.invoice_number,
+    i.amount,
+    i.balance,
+    i.due_date,
+    m.payment_id,
+    m.payment_number,
+    m.payment_date,
+    m.amount AS payment_amount,
+    m.description AS payment_description,
+    coalesce(sum(m.amount) OVER invoice, 0) AS paid_amount,
+    CASE WHEN i.balance = 0 THEN max(m.payment_date) OVER invoice END AS settled_at
+FROM {BILLING_INVOICES} AS i
+LEFT JOIN matched AS m ON m.account_id = i.account_id AND m.invoice_id = i.invoice_id
+WINDOW invoice AS (PARTITION BY i.account_id, i.invoice_id)
+""",
+    ),
+    View(
+        "collections_monthly",
+        "Per account and month: how much was invoiced, how much paid, how much past due at its end?",
+        f"""
+WITH invoiced AS (
+    SELECT account_id, {_utc_month("due_date")} AS month, sum(amount) AS invoiced
+    FROM {BILLING_INVOICES} GROUP BY account_id, {_utc_month("due_date")}
+),
+paid AS (
+    SELECT account_id, {_utc_month("payment_date")} AS month, sum(amount) AS paid
+    FROM {BILLING_PAYMENTS} GROUP BY account_id, {_utc_month("payment_date")}
+),
+month_end AS (
+    SELECT account_id, month, past_due_balance
+    FROM (
+        SELECT
+            account_id,
+            past_due_balance,
+            {_utc_month("snapshot_at")} AS month,
+            row_number() OVER (
+                PARTITION BY account_id, {_utc_month("snapshot_at")} ORDER BY snapshot_at DESC
+            ) AS newest
+        FROM {settings.SNAPSHOTS_TABLE}
+    ) AS runs
+    WHERE newest = 1
+),
+months AS (
+    SELECT account_id, month FROM invoiced
+    UNION SELECT account_id, month FROM paid
+    UNION SELECT account_id, month FROM month_end
+)
+SELECT
+    m.account_id,
+    m.month,
+    coalesce(i.invoiced, 0) AS invoiced,
+    coalesce(p.paid, 0) AS paid,
+    e.past_due_balance AS past_due_at_month_end
+FROM months AS m
+LEFT JOIN invoiced AS i ON i.account_id = m.account_id AND i.month = m.month
+LEFT JOIN paid AS p ON p.account_id = m.account_id AND p.month = m.month
+LEFT JOIN month_end AS e ON e.account_id = m.account_id AND e.month = m.month
+""",
+    ),
 )
 VIEW_NAMES = tuple(view.name for view in VIEWS)
-BASE_TABLES = (settings.INVOICES_TABLE, settings.SNAPSHOTS_TABLE)
-"""The tables the views read; no view exists before both are loaded."""
 
 
 def _view(name: str) -> View:
@@ -190,6 +277,33 @@ def _parse(sql: str) -> exp.Expr:
     parsed = sqlglot.parse_one(sql, read=SOURCE_DIALECT)
     assert parsed is not None
     return parsed
+
+
+def _relations_read(name: str) -> list[str]:
+    """The tables and views the view's definition names (its own CTEs aside)."""
+    select = _parse(_view(name).sql)
+    ctes = {cte.alias for cte in select.find_all(exp.CTE)}
+    return sorted({table.name for table in select.find_all(exp.Table)} - ctes)
+
+
+def views_read(name: str) -> list[str]:
+    """The views `name` builds on, directly or not, in `VIEWS` order, then `name` itself."""
+    needed = {name}
+    for view in reversed(VIEWS):
+        if view.name in needed:
+            needed.update(r for r in _relations_read(view.name) if r in VIEW_NAMES)
+    return [view for view in VIEW_NAMES if view in needed]
+
+
+def tables_read(name: str) -> list[str]:
+    """The tables the view reads, also through the views it builds on."""
+    return sorted({t for v in views_read(name) for t in _relations_read(v) if t not in VIEW_NAMES})
+
+
+PAST_DUE_TABLES = (settings.INVOICES_TABLE, settings.SNAPSHOTS_TABLE)
+"""The tables of the `past_due` resource: the views over them only are the report's core."""
+BASE_TABLES = tuple(sorted({table for name in VIEW_NAMES for table in tables_read(name)}))
+"""Every table the views read; a view exists once its own tables (`tables_read`) are loaded."""
 
 
 def _generate(expression: exp.Expr, dialect: str | None) -> str:
@@ -223,7 +337,8 @@ def view_query(
     history_from_runs: bool = False,
 ) -> str:
     """One stand-alone query giving the view's rows: the tables (snapshots up to `as_of`, when
-    given) and the views it builds on as CTEs named like them. `history_from_runs`: the invoices'
+    given) and the views it builds on as CTEs named like them. The billing tables keep only the
+    latest state (merge): `as_of` does not rewind them. `history_from_runs`: the invoices'
     history is rebuilt from each run's rows (the filesystem destination, `pipelines/filesystem.py`).
     """
     snapshots_filter = (
@@ -232,15 +347,15 @@ def view_query(
     invoices = (
         HISTORY_FROM_RUNS if history_from_runs else f"SELECT * FROM __{settings.INVOICES_TABLE}"
     )
+    tables = {
+        settings.INVOICES_TABLE: invoices,
+        settings.SNAPSHOTS_TABLE: f"SELECT * FROM __{settings.SNAPSHOTS_TABLE}{snapshots_filter}",
+    }
     ctes = [
-        f"{settings.INVOICES_TABLE} AS ({invoices})",
-        f"{settings.SNAPSHOTS_TABLE} AS"
-        f" (SELECT * FROM __{settings.SNAPSHOTS_TABLE}{snapshots_filter})",
+        f"{table} AS ({tables.get(table, f'SELECT * FROM __{table}')})"
+        for table in tables_read(name)
     ]
-    for view in VIEWS:
-        ctes.append(f"{view.name} AS ({view.sql})")
-        if view.name == name:
-            break
+    ctes += [f"{view} AS ({_view(view).sql})" for view in views_read(name)]
     return _with_tables(f"WITH {', '.join(ctes)} SELECT * FROM {name}", qualified_names, dialect)
 
 
@@ -271,17 +386,19 @@ def refresh_views(pipeline: dlt.Pipeline) -> None:
     """Creates or replaces every view in the pipeline's dataset; idempotent, cheap (DDL only).
 
     Called after every successful load, so a view follows the tables' columns (`past_due_current`
-    carries every invoice column, also those a run added). Does nothing before the views' tables
-    exist, or on destinations without views (filesystem: `view_query` serves them).
+    carries every invoice column, also those a run added). Skips each view whose tables are not
+    loaded (yet), and does nothing on destinations without views (filesystem: `view_query`).
     """
     if is_filesystem(pipeline):
         return  # files read through an in-memory DuckDB: nothing to keep views in
-    if not set(BASE_TABLES) <= set(pipeline.default_schema.data_table_names()):
+    loaded = set(pipeline.default_schema.data_table_names())
+    creatable = [name for name in VIEW_NAMES if set(tables_read(name)) <= loaded]
+    if not creatable:
         return
     dialect = pipeline.destination.capabilities().sqlglot_dialect
     with pipeline.sql_client() as client:
         names = qualified_names(client, BASE_TABLES + VIEW_NAMES)
-        statements = [view_ddl(view.name, names, dialect) for view in VIEWS]
+        statements = [view_ddl(name, names, dialect) for name in creatable]
         try:
             for statement in statements:
                 client.execute_sql(statement)
@@ -289,7 +406,7 @@ def refresh_views(pipeline: dlt.Pipeline) -> None:
             # PostgreSQL replaces a view only if its columns stay (new ones may come last): when an
             # upgrade of this project changes a view's columns, the views are dropped and created
             try:
-                for name in reversed(VIEW_NAMES):
+                for name in reversed(creatable):
                     client.execute_sql(f"DROP VIEW IF EXISTS {names[name]}")
                 for statement in statements:
                     client.execute_sql(statement)

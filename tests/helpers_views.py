@@ -11,6 +11,7 @@ from typing import Any
 import dlt
 
 from pipelines.docusign_billing_pipeline import load
+from pipelines.views import VIEW_NAMES
 from sources.docusign_billing import settings
 from sources.docusign_billing.sandbox import Sandbox
 from tests.conftest import FAST_RETRIES, TOKEN_CREDENTIALS
@@ -58,7 +59,7 @@ class Engine:
         self.sandbox = sandbox
         self.make = make
 
-    def run(self, progress: Callable[[str], None] = lambda _: None) -> None:
+    def run(self, progress: Callable[[str], None] = lambda _: None, **source_args: Any) -> None:
         load(
             self.make(),
             progress=progress,
@@ -66,6 +67,7 @@ class Engine:
             base_url=self.sandbox.base_url,
             credentials=TOKEN_CREDENTIALS,
             **FAST_RETRIES,
+            **source_args,
         )
 
     def rows(self, sql: str) -> list[tuple]:
@@ -74,6 +76,17 @@ class Engine:
 
     def view(self, name: str, columns: str, order: str = "1, 2") -> list[tuple]:
         return self.rows(f"SELECT {columns} FROM {settings.DATASET_NAME}.{name} ORDER BY {order}")
+
+    def views_present(self) -> set[str]:
+        """The reporting views in the dataset."""
+        names = ", ".join(f"'{name}'" for name in VIEW_NAMES)
+        return {
+            name
+            for (name,) in self.rows(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema ="
+                f" '{settings.DATASET_NAME}' AND table_name IN ({names})"
+            )
+        }
 
     def two_runs(self) -> tuple[str, str, datetime, datetime]:
         """Run 1: A_FIRST and B_BOTH; run 2: A_SECOND (INV-1 paid, INV-2 part paid) and B_BOTH.

@@ -7,7 +7,8 @@ client and compared with figures computed here from the bodies.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import duckdb
@@ -15,6 +16,7 @@ import pytest
 
 from pipelines import views
 from sources.docusign_billing import settings
+from sources.docusign_billing.sandbox.ledger import Invoice, Payment
 from tests.helpers_views import A_FIRST, A_SECOND, B_BOTH, TODAY, Engine, body
 
 
@@ -213,3 +215,124 @@ def test_views_that_cannot_be_created_are_one_error_saying_the_data_is_loaded(
     assert "cannot drop view past_due_aging because other objects depend on it" in warning
     balances = engine.rows(f"SELECT count(*) FROM {dataset}.{settings.SNAPSHOTS_TABLE}")
     assert balances == [(4,)]  # both runs' snapshots are loaded
+
+
+def ledger_of(engine: Engine, account: str) -> tuple[list[Invoice], list[Payment]]:
+    """The sandbox's truth for `account`: its invoices and payments, each payment's invoice known."""
+    ledger, today = engine.sandbox.ledger(account), engine.sandbox.today
+    return ledger.all_invoices(today), ledger.payments(today)
+
+
+def run_over_the_whole_ledger(engine: Engine) -> tuple[str, str]:
+    """One run of every resource, its history starting with the sandbox's first invoice."""
+    a, b = engine.sandbox.account_ids
+    engine.sandbox.set_response(a, body("USD", A_FIRST))
+    engine.sandbox.set_response(b, body("EUR", B_BOTH))
+    first = min(i.issued for account in (a, b) for i in ledger_of(engine, account)[0])
+    engine.run(history_start=first.isoformat())
+    return a, b
+
+
+def test_invoice_payments_matches_each_payment_to_its_invoice(engine: Engine) -> None:
+    a, b = run_over_the_whole_ledger(engine)
+    rows = engine.view(
+        "invoice_payments",
+        "account_id, invoice_number, balance, payment_id, payment_amount, paid_amount, settled_at",
+    )
+    expected = []
+    today = engine.sandbox.today
+    for account in (a, b):
+        invoices, payments = ledger_of(engine, account)
+        for invoice in invoices:
+            number = invoice.body["invoiceNumber"]
+            paid = [p for p in payments if p.invoice_number == number]
+            balance = invoice.balance(today)
+            settled = max(p.paid_at for p in paid) if paid and balance == 0 else None
+            total = sum((p.amount for p in paid), Decimal(0))
+            each: list[Payment | None] = [*paid] or [None]
+            for p in each:
+                payment = (p.payment_id, p.amount) if p else (None, None)
+                expected.append((account, number, balance, *payment, total, settled))
+
+    def key(row: tuple) -> tuple:
+        return row[0], row[1], row[3] or ""
+
+    assert sorted(rows, key=key) == sorted(expected, key=key)
+    assert any(row[6] for row in rows) and any(row[3] is None for row in rows)  # both kinds
+
+
+def test_collections_monthly_sums_invoiced_paid_and_the_past_due_at_month_end(
+    engine: Engine,
+) -> None:
+    a, b = run_over_the_whole_ledger(engine)
+    (snapshot_at,) = {
+        at for (at,) in engine.rows(f"SELECT snapshot_at FROM {views_table('past_due_snapshots')}")
+    }
+    run_month = snapshot_at.astimezone(UTC).date().replace(day=1)
+    expected: dict[tuple[str, date], list] = defaultdict(lambda: [Decimal(0), Decimal(0), None])
+    for account, past_due in ((a, Decimal("1000.50")), (b, Decimal("1050.25"))):
+        invoices, payments = ledger_of(engine, account)
+        for invoice in invoices:
+            month = date.fromisoformat(invoice.body["dueDate"][:7] + "-01")
+            expected[account, month][0] += invoice.amount
+        for payment in payments:
+            expected[account, payment.paid_at.date().replace(day=1)][1] += payment.amount
+        expected[account, run_month][2] = past_due
+    rows = engine.view(
+        "collections_monthly", "account_id, month, invoiced, paid, past_due_at_month_end"
+    )
+    assert rows == sorted((*key, *values) for key, values in expected.items())
+    assert len({month for _, month in expected}) > 2  # several months, not only the run's
+
+
+def views_table(name: str) -> str:
+    return f"{settings.DATASET_NAME}.{name}"
+
+
+def test_views_whose_tables_are_not_loaded_are_skipped_until_they_are(engine: Engine) -> None:
+    a, b = engine.sandbox.account_ids
+    engine.sandbox.set_response(a, body("USD", A_FIRST))
+    engine.sandbox.set_response(b, body("EUR", B_BOTH))
+    said: list[str] = []
+    engine.run(progress=said.append, resources=["past_due"])
+    assert not [line for line in said if "views could not be refreshed" in line]
+    past_due_views = {"past_due_current", "past_due_aging", "past_due_daily", "invoice_resolution"}
+    assert engine.views_present() == past_due_views
+    assert views.tables_read("invoice_payments") == ["billing_invoices", "billing_payments"]
+    engine.run(resources=["past_due", "billing_invoices", "billing_payments"])
+    assert engine.views_present() == set(views.VIEW_NAMES)
+    assert engine.view("invoice_payments", "count(*)", "1") != [(0,)]
+
+
+def test_invoice_payments_takes_the_longest_invoice_number_a_description_names() -> None:
+    """The heuristic's edges, on hand-made tables: `INV-1` is also part of `INV-10`; a payment
+    naming no invoice, or another account's, matches nothing."""
+    connection = duckdb.connect()
+    connection.execute(
+        "CREATE SCHEMA ds; CREATE TABLE ds.billing_invoices (account_id TEXT, invoice_id TEXT,"
+        " invoice_number TEXT, amount DECIMAL(38, 9), balance DECIMAL(38, 9), due_date TIMESTAMPTZ);"
+        " CREATE TABLE ds.billing_payments (account_id TEXT, payment_id TEXT, payment_number TEXT,"
+        " payment_date TIMESTAMPTZ, amount DECIMAL(38, 9), description TEXT);"
+        " INSERT INTO ds.billing_invoices VALUES"
+        " ('a', 'i1', 'INV-1', 100, 0, '2024-01-31T00:00:00Z'),"
+        " ('a', 'i10', 'INV-10', 50, 20, '2024-02-29T00:00:00Z'),"
+        " ('b', 'i2', 'INV-2', 70, 70, '2024-01-31T00:00:00Z');"
+        " INSERT INTO ds.billing_payments VALUES"
+        " ('a', 'p1', 'P1', '2024-01-20T10:00:00Z', 60, 'Payment for INV-1'),"
+        " ('a', 'p2', 'P2', '2024-02-03T23:30:00Z', 40, 'Card payment for INV-1'),"
+        " ('a', 'p3', 'P3', '2024-02-10T10:00:00Z', 30, 'Payment for INV-10'),"
+        " ('a', 'p4', 'P4', '2024-02-11T10:00:00Z', 5, 'Refund adjustment'),"
+        " ('a', 'p5', 'P5', '2024-02-12T10:00:00Z', 9, 'Payment for INV-2')"
+    )
+    names = {table: f"ds.{table}" for table in views.BASE_TABLES}
+    query = views.view_query("invoice_payments", names, "duckdb")
+    rows = connection.execute(
+        f"SELECT invoice_number, payment_id, paid_amount, settled_at FROM ({query}) ORDER BY 1, 2"
+    ).fetchall()
+    settled = datetime(2024, 2, 3, 23, 30, tzinfo=UTC)
+    assert [(n, p, Decimal(t), s and s.astimezone(UTC)) for n, p, t, s in rows] == [
+        ("INV-1", "p1", Decimal(100), settled),
+        ("INV-1", "p2", Decimal(100), settled),
+        ("INV-10", "p3", Decimal(30), None),  # still owes 20: not settled
+        ("INV-2", None, Decimal(0), None),  # account b's invoice: a's payment is not for it
+    ]
