@@ -76,8 +76,6 @@ def read_views(pipeline: dlt.Pipeline, as_of: datetime | None = None) -> ReportD
         names = views.qualified_names(client, views.BASE_TABLES)
         for name in views.VIEW_NAMES:
             billing = not set(views.tables_read(name)) <= set(views.PAST_DUE_TABLES)
-            if billing and is_filesystem(pipeline):
-                continue  # merged tables are appended per run there (`pipelines/filesystem.py`)
             try:
                 with client.execute_query(
                     views.view_query(name, names, dialect, as_of, is_filesystem(pipeline))

@@ -339,7 +339,7 @@ def view_query(
     """One stand-alone query giving the view's rows: the tables (snapshots up to `as_of`, when
     given) and the views it builds on as CTEs named like them. The billing tables keep only the
     latest state (merge): `as_of` does not rewind them. `history_from_runs`: the invoices'
-    history is rebuilt from each run's rows (the filesystem destination, `pipelines/filesystem.py`).
+    history is rebuilt from each run's rows, and the merged tables keep each record's latest row (the filesystem destination, `pipelines/filesystem.py`).
     """
     snapshots_filter = (
         f" WHERE snapshot_at <= CAST('{as_of.isoformat()}' AS TIMESTAMPTZ)" if as_of else ""
@@ -351,12 +351,28 @@ def view_query(
         settings.INVOICES_TABLE: invoices,
         settings.SNAPSHOTS_TABLE: f"SELECT * FROM __{settings.SNAPSHOTS_TABLE}{snapshots_filter}",
     }
+    if history_from_runs:  # merged tables are appended per run there: each record's latest row
+        tables |= {table: _latest_row(table, key) for table, key in MERGED_KEYS.items()}
     ctes = [
         f"{table} AS ({tables.get(table, f'SELECT * FROM __{table}')})"
         for table in tables_read(name)
     ]
     ctes += [f"{view} AS ({_view(view).sql})" for view in views_read(name)]
     return _with_tables(f"WITH {', '.join(ctes)} SELECT * FROM {name}", qualified_names, dialect)
+
+
+MERGED_KEYS = {BILLING_INVOICES: "invoice_id", BILLING_PAYMENTS: "payment_id"}
+"""The merged (latest-state) tables the views read, with each record's key within its account."""
+
+
+def _latest_row(table: str, key: str) -> str:
+    """The latest run's row of each record of a table the filesystem appends to."""
+    return f"""SELECT * EXCLUDE (newest) FROM (
+        SELECT *, row_number() OVER (
+            PARTITION BY account_id, {key} ORDER BY _dlt_load_id DESC
+        ) AS newest
+        FROM __{table}
+    ) AS runs WHERE newest = 1"""
 
 
 def _with_tables(sql: str, qualified_names: dict[str, str], dialect: str | None) -> str:

@@ -161,6 +161,26 @@ def test_filesystem_destination_loads_every_table_as_parquet_and_reports_its_his
         pipeline, as_of=min(data.frames["invoice_resolution"]["first_seen_past_due_at"])
     )
     assert first.frames["past_due_aging"].set_index("account_id").loc[a, "invoices_total"] == 4
+    # the billing tables are appended per run there: each invoice and payment counts once
+    lake_files = lake / settings.DATASET_NAME
+    invoiced = (
+        duckdb.connect()
+        .execute(
+            "SELECT sum(amount), count(*) FROM (SELECT DISTINCT account_id, invoice_id, amount"
+            f" FROM '{lake_files}/billing_invoices/*.parquet')"
+        )
+        .fetchall()[0]
+    )
+    appended = (
+        duckdb.connect()
+        .execute(f"SELECT count(*) FROM '{lake_files}/billing_invoices/*.parquet'")
+        .fetchall()[0][0]
+    )
+    assert appended > invoiced[1]  # the later runs appended rows again
+    payments = data.frames["invoice_payments"]
+    assert payments["invoice_id"].nunique() == invoiced[1]
+    assert not payments.duplicated(["account_id", "invoice_id", "payment_id"]).any()
+    assert sum(data.frames["collections_monthly"]["invoiced"]) == invoiced[0]
     out = tmp_path / "reports"
     report.write_outputs(data, out)
     assert (out / "report.html").stat().st_size > 10_000
