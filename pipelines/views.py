@@ -53,6 +53,20 @@ def _days_between(start: str, end: str) -> str:
     return f"DATE_DIFF('day', {_utc_day(start)}, {_utc_day(end)})"
 
 
+def _last_snapshot_per(period: str, of_snapshot: str) -> str:
+    """Each account's last snapshot of each `period` (a column holding `of_snapshot`)."""
+    return f"""(
+    SELECT
+        *,
+        {of_snapshot} AS {period},
+        row_number() OVER (
+            PARTITION BY account_id, {of_snapshot} ORDER BY snapshot_at DESC
+        ) AS newest
+    FROM {settings.SNAPSHOTS_TABLE}
+) AS runs
+WHERE newest = 1"""
+
+
 BILLING_INVOICES = "billing_invoices"
 BILLING_PAYMENTS = "billing_payments"
 _DAYS_PAST_DUE = _days_between("i.due_date", "s.snapshot_at")
@@ -127,16 +141,7 @@ GROUP BY account_id, account_name, currency_code, snapshot_at
         "Is the past-due balance getting better? One row per account and day with a run.",
         f"""
 SELECT account_id, account_name, currency_code, day, snapshot_at, past_due_balance, invoice_count
-FROM (
-    SELECT
-        *,
-        {_utc_day("snapshot_at")} AS day,
-        row_number() OVER (
-            PARTITION BY account_id, {_utc_day("snapshot_at")} ORDER BY snapshot_at DESC
-        ) AS newest
-    FROM {settings.SNAPSHOTS_TABLE}
-) AS runs
-WHERE newest = 1
+FROM {_last_snapshot_per("day", _utc_day("snapshot_at"))}
 """,
     ),
     View(
@@ -236,17 +241,7 @@ paid AS (
 ),
 month_end AS (
     SELECT account_id, month, past_due_balance
-    FROM (
-        SELECT
-            account_id,
-            past_due_balance,
-            {_utc_month("snapshot_at")} AS month,
-            row_number() OVER (
-                PARTITION BY account_id, {_utc_month("snapshot_at")} ORDER BY snapshot_at DESC
-            ) AS newest
-        FROM {settings.SNAPSHOTS_TABLE}
-    ) AS runs
-    WHERE newest = 1
+    FROM {_last_snapshot_per("month", _utc_month("snapshot_at"))}
 ),
 months AS (
     SELECT account_id, month FROM invoiced
