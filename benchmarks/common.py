@@ -5,13 +5,14 @@ Only the project's own dependencies are used, so the harness runs from a clean c
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -241,3 +242,16 @@ def check_counts(duckdb_file: Path, expected: dict[str, int]) -> None:
         }
     if counts != expected:
         raise AssertionError(f"row counts {counts}, expected {expected}")
+
+
+def run_from_command_line(main: Callable[..., object], doc: str, **defaults: Any) -> None:
+    """Runs a benchmark's `main` with `--name value` options for its keyword arguments (typed by
+    their defaults; a `False` default is a flag)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    for name, default in defaults.items():
+        option = "--" + name.replace("_", "-")
+        if default is False:
+            parser.add_argument(option, action="store_true")
+        else:
+            parser.add_argument(option, type=type(default), default=default)
+    main(**vars(parser.parse_args()))

@@ -19,7 +19,6 @@ snapshot per account and run, no account errors).
 
 from __future__ import annotations
 
-import argparse
 import random
 import statistics
 import tempfile
@@ -219,11 +218,6 @@ def main(
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=RUNS)
-    parser.add_argument("--accounts", type=int, default=ACCOUNTS)
-    parser.add_argument("--schedules", type=int, default=SCHEDULES)
-    parser.add_argument(
-        "--rescan", action="store_true", help="the deliberately rescanning variant (must miss)"
-    )
-    main(**vars(parser.parse_args()))
+    common.run_from_command_line(
+        main, __doc__, runs=RUNS, accounts=ACCOUNTS, schedules=SCHEDULES, rescan=False
+    )  # --rescan: the deliberately rescanning variant (must miss)

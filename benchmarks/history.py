@@ -14,7 +14,6 @@ give the figures, so they cannot flatter the client:
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import tempfile
 from collections import Counter
@@ -130,7 +129,4 @@ def main(accounts: int = ACCOUNTS, latency: float = LATENCY) -> bool:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--accounts", type=int, default=ACCOUNTS)
-    parser.add_argument("--latency", type=float, default=LATENCY)
-    main(**vars(parser.parse_args()))
+    common.run_from_command_line(main, __doc__, accounts=ACCOUNTS, latency=LATENCY)

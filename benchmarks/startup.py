@@ -8,7 +8,6 @@ cost from work.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -59,6 +58,4 @@ def main(runs: int = RUNS) -> bool:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=RUNS)
-    main(**vars(parser.parse_args()))
+    common.run_from_command_line(main, __doc__, runs=RUNS)

@@ -161,7 +161,16 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 def _report(args: argparse.Namespace) -> int:
     from pipelines import report
 
-    pipeline = make_pipeline(args.destination, args.dataset, args.pipelines_dir, args.duckdb_file)
+    duckdb_file, pipeline_name = args.duckdb_file, settings.PIPELINE_NAME
+    if _only_the_demo_was_loaded(args):
+        duckdb_file, pipeline_name = settings.DEMO_DUCKDB_FILE, settings.DEMO_PIPELINE_NAME
+        progress.say(
+            f"no {settings.DUCKDB_FILE} here: reporting the demo's {duckdb_file}"
+            " (--duckdb-file chooses another file)"
+        )
+    pipeline = make_pipeline(
+        args.destination, args.dataset, args.pipelines_dir, duckdb_file, pipeline_name
+    )
     try:
         data = report.read_views(pipeline, report.parse_as_of(args.as_of))
     except report.NoDataError as ex:
@@ -172,6 +181,17 @@ def _report(args: argparse.Namespace) -> int:
         for path in report.write_outputs(data, Path(args.out)):
             progress.say(f"wrote {path}")
     return EXIT_OK
+
+
+def _only_the_demo_was_loaded(args: argparse.Namespace) -> bool:
+    """`report` with the default DuckDB file, which does not exist, beside the demo's file: what a
+    new user has after `demo` (the demo never writes into the real file)."""
+    return (
+        args.destination == "duckdb"
+        and args.duckdb_file == settings.DUCKDB_FILE
+        and not Path(settings.DUCKDB_FILE).exists()
+        and Path(settings.DEMO_DUCKDB_FILE).exists()
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

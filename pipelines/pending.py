@@ -19,10 +19,10 @@ invoice version, retired by the next run when the API no longer sends it).
 from collections.abc import Callable
 
 import dlt
-from dlt.load.exceptions import LoadClientJobException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines.failures import causes, explain
+from sources.docusign_billing.dlt_internals import LoadClientJobException
 from sources.docusign_billing.recovery import remove_appended_rows
 
 Progress = Callable[[str], None]

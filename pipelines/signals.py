@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from dlt.common.runtime import signals as dlt_signals
+from sources.docusign_billing.dlt_internals import dlt_signals
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

@@ -22,6 +22,7 @@ INTERNAL = (
     "dlt.common.configuration.inject",
     "dlt.common.configuration.container",
     "dlt.common.normalizers",
+    "dlt.common.runtime",
     "dlt.common.schema.utils",
     "dlt.destinations.impl",
     "dlt.extract",
@@ -187,3 +188,14 @@ def test_kill_point_targets_exist(point):
     for part in attribute.split("."):
         owner = getattr(owner, part)
     assert callable(owner)
+
+
+def test_dlt_signal_flag_and_job_exception_are_where_the_cli_reads_them() -> None:
+    """`pipelines/signals.py` asks dlt whether its handlers swallowed a stop signal, and
+    `pipelines/pending.py` tells a load job that failed on its content by its exception class."""
+    from dlt.common.destination.exceptions import WithJobError
+
+    from sources.docusign_billing.dlt_internals import LoadClientJobException, dlt_signals
+
+    assert dlt_signals.was_signal_received() is False  # no signal in this test process
+    assert issubclass(LoadClientJobException, WithJobError)  # carries the failed job's error

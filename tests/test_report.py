@@ -190,9 +190,11 @@ def test_demo_then_report_out_reports(tmp_path: Path, capsys: pytest.CaptureFixt
     """The README's first steps, in a fresh working directory (the `isolated_dlt` fixture's)."""
     assert cli.main(["demo"]) == cli.EXIT_OK
     capsys.readouterr()
-    demo_file = ["--duckdb-file", "docusign_billing_demo.duckdb"]  # the demo's own file
-    assert cli.main(["report", *demo_file, "--out", "reports/"]) == cli.EXIT_OK
-    printed = capsys.readouterr().out
-    assert "TOTAL EUR" in printed and "TOTAL USD" in printed
+    # no docusign_billing.duckdb exists: report reads the demo's own file and says so
+    assert cli.main(["report", "--out", "reports/"]) == cli.EXIT_OK
+    captured = capsys.readouterr()
+    assert "reporting the demo's docusign_billing_demo.duckdb" in captured.err
+    assert "TOTAL EUR" in captured.out and "TOTAL USD" in captured.out
+    assert not (tmp_path / "docusign_billing.duckdb").exists()  # the real file is never created
     written = {p.name for p in (tmp_path / "reports").iterdir()}
     assert {"report.html", "aging_by_currency.png", "past_due_current.csv"} <= written

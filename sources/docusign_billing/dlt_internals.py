@@ -25,6 +25,7 @@ from typing import Any
 import dlt
 from dlt.common.configuration.inject import with_config
 from dlt.common.normalizers.naming.snake_case import NamingConvention
+from dlt.common.runtime import signals as dlt_signals
 from dlt.common.schema.utils import get_write_disposition
 from dlt.common.storages.exceptions import CurrentLoadPackageStateNotAvailable
 from dlt.common.storages.file_storage import FileStorage
@@ -32,6 +33,7 @@ from dlt.common.storages.load_package import PackageStorage, ParsedLoadJobFileNa
 from dlt.common.storages.load_storage import LoadStorage
 from dlt.common.storages.normalize_storage import NormalizeStorage
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+from dlt.load.exceptions import LoadClientJobException
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
@@ -53,6 +55,12 @@ __all__ = [
     # applied_schema_updates.json once the destination's schema was updated
     "PackageStorage",
     "ParsedLoadJobFileName",
+    # dlt's own SIGINT/SIGTERM flag: set by its handlers while its normalize/load steps run, where
+    # it swallows the signal to drain its job pool (`pipelines/signals.py` still sees the stop)
+    "dlt_signals",
+    # a load job that failed on its content (a bad row, a type the destination refuses), as
+    # opposed to a destination that is down: `pipelines/pending.py` sets only those packages aside
+    "LoadClientJobException",
 ]
 
 log = logging.getLogger(__name__)
