@@ -52,9 +52,12 @@ def test_run_while_lock_is_held_fails_fast_and_changes_nothing(runner):
 
 
 def test_two_console_runs_at_once_on_one_pipeline_folder(sandbox, runner, cli_env, tmp_path):
+    """The sandbox holds the first run inside its first API call (an event, no clock) until the
+    second run has exited; without the run lock (removed `flock` in run_lock.py) the second run
+    proceeds and this fails."""
     runner.run()  # the scheduler's case: the pipeline folder exists
     before = runner.snapshot()
-    sandbox.latency = 2.5  # the winner is still extracting when the loser starts
+    sandbox.answering.clear()  # the winner waits inside its API calls while the loser starts
     env, args = cli_env(sandbox), _args(runner.pipelines_dir, runner.duckdb_file)
     first = subprocess.Popen(
         [CLI, *args],
@@ -64,15 +67,18 @@ def test_two_console_runs_at_once_on_one_pipeline_folder(sandbox, runner, cli_en
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 30
-    while (
-        len(sandbox.requests) < len(before["past_due_snapshots"]) + 1
-        and time.monotonic() < deadline
-    ):
-        time.sleep(0.02)  # the first run holds the lock once it calls the API
-    second = subprocess.run(
-        [CLI, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
+    try:
+        deadline = time.monotonic() + 60
+        while (
+            len(sandbox.requests) < len(before["past_due_snapshots"]) + 1
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.02)  # the first run holds the lock once it calls the API
+        second = subprocess.run(
+            [CLI, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
+    finally:
+        sandbox.answering.set()
     assert first.poll() is None, "the second run must have failed while the first was still running"
     out, err = first.communicate(timeout=60)
     assert first.returncode == 0, err

@@ -123,6 +123,10 @@ class Sandbox:
         self._initial_counts = [rng.randint(*span) for _ in range(accounts)]
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self.answering = threading.Event()
+        """Cleared, every request waits (after its latency) until it is set again or the sandbox
+        stops: a test holds a run inside its API calls for as long as it needs, with no clock."""
+        self.answering.set()
         self._connections: set[socket.socket] = set()
         self._servers: list[Server] = []
         self._tokens: dict[str, float | None] = {
@@ -446,6 +450,8 @@ class Sandbox:
     ) -> Reply:
         if latency:
             self._stopping.wait(latency)
+        while not self.answering.wait(0.05) and not self._stopping.is_set():
+            pass  # held by the test (see `answering`)
         match = _ROUTE.match(path)
         oauth = None
         if path.startswith("/oauth/"):  # the account server; API requests authenticate below
