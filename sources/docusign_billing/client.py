@@ -111,10 +111,11 @@ class RateLimitGate:
     def __init__(
         self,
         max_wait: float = settings.RATE_LIMIT_MAX_WAIT,
-        burst_window: float = settings.BURST_WINDOW,
+        burst_window: float | None = None,
     ) -> None:
         self._max_wait = max_wait
-        self._burst_window = burst_window
+        # read when the gate is made (not when this module loads), so a test can shorten it
+        self._burst_window = settings.BURST_WINDOW if burst_window is None else burst_window
         self._changed = threading.Condition()
         self._limit: int | None = None
         self._remaining: int | None = None  # None: no limit seen yet
