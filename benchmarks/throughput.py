@@ -1,7 +1,7 @@
 """Benchmark 1: normalize + load throughput, pipeline vs. the Arrow -> DuckDB lower bound.
 
 How the pipeline is fed: the real `docusign_billing` source runs through the real `load()`, with
-only `DocuSignClient.past_due_invoices` swapped for a reader of pre-generated bodies that returns
+only `DocuSignClient.get` swapped for a reader of pre-generated bodies that returns
 their bytes, as the client returns a response's. So decoding (Arrow's JSON reader, or `json` for a
 batch Arrow cannot read) and typing and hashing (in the parse threads), SCD2 scope hints and the
 resources are the product's own code, not a copy that can drift. HTTP is left out on purpose: the
@@ -96,7 +96,7 @@ class BodyFile:
         self._fd = os.open(path, os.O_RDONLY)
 
     def body(self, account_id: str) -> RawBody:
-        """What `DocuSignClient.past_due_invoices` returns after its socket read."""
+        """What `DocuSignClient.get` returns after its socket read."""
         from sources.docusign_billing.client import RawBody
 
         offset, length = self.index[account_id]

@@ -233,10 +233,6 @@ class DocuSignClient:
             },
         )
 
-    def past_due_invoices(self, account_id: str) -> RawBody:
-        """The account's `billing_invoices_past_due` body, undecoded (`bodies.py` reads a batch of them)."""
-        return self.get(account_path(settings.PAST_DUE_PATH, account_id), account_id)
-
     def get(self, uri: str, account_id: str, params: Mapping[str, str] | None = None) -> RawBody:
         """One GET of any billing endpoint, through the gate, retries and error mapping.
 
