@@ -197,30 +197,11 @@ class PostgresServer:
         return self._run(["test", "-x", str(directory)]).returncode == 0
 
     def _initdb(self) -> None:
-        result = self._tool(
-            "initdb",
-            "-D",
-            str(self.data_dir),
-            "-U",
-            _SUPERUSER,
-            "--auth=trust",
-            "--encoding=UTF8",
-            "--no-locale",
-            "--no-sync",
-            "--no-instructions",
-        )
+        options = ["-D", str(self.data_dir), "-U", _SUPERUSER, "--auth=trust", "--encoding=UTF8"]
+        options += ["--no-locale", "--no-sync"]
+        result = self._tool("initdb", *options, "--no-instructions")
         if result.returncode != 0 and "--no-instructions" in result.stderr:  # PostgreSQL < 14
-            result = self._tool(
-                "initdb",
-                "-D",
-                str(self.data_dir),
-                "-U",
-                _SUPERUSER,
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--no-locale",
-                "--no-sync",
-            )
+            result = self._tool("initdb", *options)
         if result.returncode != 0:
             raise PostgresServerError(f"initdb failed:\n{result.stdout}\n{result.stderr}")
         # TCP on 127.0.0.1 only: the superuser is trusted, everyone else gives a password
