@@ -233,8 +233,10 @@ def docusign_billing(
 
     def batches_of(resource: Resource) -> DltResource:
         @dlt.resource(name=f"{resource.name}_batches", selected=False)
-        def account_batches() -> Iterator[ParsedBatch]:
-            """Fetches and types each account; the last batch lists the accounts of the run."""
+        def account_batches() -> Iterator[ParsedBatch | None]:
+            """Fetches and types each account; the last batch lists the accounts of the run. None
+            while no account has answered: dlt then takes the other resources' batches (all
+            resources are fetched at once, sharing the run's request slots)."""
             snapshot_at, load_id = current_package()
             pipeline = dlt.current.pipeline() if load_id else None
             if pipeline is not None:
@@ -243,7 +245,7 @@ def docusign_billing(
             known = (
                 loaded_item_versions(pipeline, items.table) if items and items.table else None
             )  # before any API call
-            fetched: Iterator[Fetched]
+            fetched: Iterator[Fetched | None]
             if resource.windowed:
                 fetched = _incremental(resource, snapshot_at.date())
             else:
@@ -256,7 +258,7 @@ def docusign_billing(
 
         return account_batches
 
-    def _incremental(resource: Resource, today: date) -> Iterator[Fetched]:
+    def _incremental(resource: Resource, today: date) -> Iterator[Fetched | None]:
         """The windows each account still needs; its state advances as its pages arrive (dlt
         commits the state with the load package: a failed run or account keeps its old one)."""
         reached: dict[str, str] = (

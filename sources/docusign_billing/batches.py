@@ -17,10 +17,11 @@ from .tables import BatchParser
 
 
 def parsed_batches(
-    fetched: Iterable[Fetched], new_parser: Callable[[], BatchParser]
-) -> Iterator[ParsedBatch]:
+    fetched: Iterable[Fetched | None], new_parser: Callable[[], BatchParser]
+) -> Iterator[ParsedBatch | None]:
     """Batches of one resource, of about `settings.BATCH_BYTES` of responses; the last names every
-    loaded account.
+    loaded account. A None from `fetched` (nothing arrived yet) is passed on: dlt skips it and
+    extracts the other resources meanwhile.
 
     A failed account is recorded in its batch's errors; when every account failed, the first
     failure is raised instead (nothing to load: the run failed as a whole)."""
@@ -29,6 +30,9 @@ def parsed_batches(
     with ThreadPoolExecutor(settings.PARSE_THREADS, thread_name_prefix="docusign-parse") as pool:
         try:
             for account in fetched:
+                if account is None:
+                    yield None
+                    continue
                 if isinstance(account, AccountFailure):
                     failures.append(account.error)
                     parser.add_failure(

@@ -1,16 +1,20 @@
 """Fetching many accounts at once: bounded requests, one rate-limit gate, per-account failures.
 
 One `FetchSession` per run is shared by every resource: its gate, its clients and its limit of
-`max_workers` requests at a time hold for all of them together.
+`max_workers` requests at a time hold for all of them together. The resources are fetched at the
+same time: each resource's fetch yields None while none of its accounts has answered, so dlt's
+extract (which takes items from its resources in turn and skips a None) serves the others
+meanwhile, and the request slots stay busy until the last resource's last account.
 """
 
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import islice
+from queue import Empty, SimpleQueue
 
 from requests.auth import AuthBase
 
@@ -98,8 +102,9 @@ def fetch_accounts(
     session: FetchSession,
     resource: Resource,
     windows_of: Callable[[str], list[Window]] | None = None,
-) -> Iterator[Fetched]:
-    """Yields each account's response (or, windowed, its pages) or failure as soon as it arrives.
+) -> Iterator[Fetched | None]:
+    """Yields each account's response (or, windowed, its pages) or failure as soon as it arrives,
+    and None whenever none has arrived since the last item (nothing to do yet: ask again).
 
     Rejected credentials stop everything: every other account would fail the same way.
     """
@@ -141,29 +146,42 @@ def fetch_accounts(
 
     workers = max(1, session.max_workers)
     waiting = iter(targets)
+    answered: SimpleQueue[Future[Fetched]] = SimpleQueue()  # each fetch as it completes
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="docusign-fetch")
+
+    def start(count: int) -> int:
+        """Starts the next `count` accounts' fetches; returns how many there were."""
+        started = 0
+        for target in islice(waiting, count):
+            pool.submit(fetch, target).add_done_callback(answered.put)
+            started += 1
+        return started
+
     try:
         # at most two responses per worker wait for the parser: memory stays flat in the accounts
-        running = {pool.submit(fetch, t) for t in islice(waiting, 2 * workers)}
-        answered = failed = 0
-        while running:
-            done, running = wait(running, return_when=FIRST_COMPLETED)
-            running |= {pool.submit(fetch, t) for t in islice(waiting, len(done))}
-            for future in done:
-                fetched = future.result()
-                answered += 1
-                failed += isinstance(fetched, AccountFailure)
-                if _log.isEnabledFor(logging.INFO):
-                    count = FetchProgress(answered, len(targets), failed)
-                    _log.info(
-                        "%s: accounts %d/%d, %d failed",
-                        resource.name,
-                        count.done,
-                        count.total,
-                        count.failed,
-                        extra={"progress": count},
-                    )
-                yield fetched
+        pending = start(2 * workers)
+        done = failed = 0
+        while pending:
+            try:
+                future = answered.get_nowait()
+            except Empty:
+                yield None  # none answered yet: the caller serves other resources meanwhile
+                continue
+            pending += start(1) - 1
+            fetched = future.result()
+            done += 1
+            failed += isinstance(fetched, AccountFailure)
+            if _log.isEnabledFor(logging.INFO):
+                count = FetchProgress(done, len(targets), failed)
+                _log.info(
+                    "%s: accounts %d/%d, %d failed",
+                    resource.name,
+                    count.done,
+                    count.total,
+                    count.failed,
+                    extra={"progress": count},
+                )
+            yield fetched
     finally:
         # nothing is in flight after the last result; after an error or a stop (SIGTERM) the
         # requests in flight are not waited for (a hung one could hold the run for minutes)
