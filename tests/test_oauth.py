@@ -193,8 +193,11 @@ def test_bad_refresh_token_is_refused(oauth_runner, hosts):
     assert code == EXIT_CONFIG and "credentials rejected" in message and "RT-revoked" not in message
 
 
-def test_unreachable_oauth_server_is_worth_a_retry(oauth_runner, hosts):
-    """Not a rejection: nothing to fix in the credentials, so exit 1 (a scheduler retries)."""
+def test_unreachable_oauth_server_is_worth_a_retry(oauth_runner, hosts, monkeypatch):
+    """Not a rejection: nothing to fix in the credentials, so exit 1 (a scheduler retries).
+
+    The OAuth calls retry with dlt's runtime settings (5 attempts, 1-2-4-8 s by default)."""
+    monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.05")
     unreachable = "http://127.0.0.1:9"  # the discard port: connection refused
     code, message = _failure(oauth_runner, jwt_credentials(hosts, oauth_base_url=unreachable))
     assert code == EXIT_FAILED and "could not be reached" in message
