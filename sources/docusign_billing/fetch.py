@@ -18,6 +18,7 @@ from queue import Empty, SimpleQueue
 
 from requests.auth import AuthBase
 
+from . import settings
 from .accounts import AccountTarget
 from .client import DocuSignClient, HttpSettings, RateLimitGate, account_path
 from .errors import ApiError, AuthError
@@ -61,7 +62,9 @@ Fetched = AccountResponse | AccountPages | AccountFailure
 
 @dataclass
 class FetchSession:
-    """What all resources of a run share: the gate, the clients, the request slots."""
+    """What all resources of a run share: the gate, the clients, the request slots and the
+    threads that fetch (one pool: a thread done with one account takes the next queued one of any
+    resource at once, rather than handing its slot to another resource's waiting thread)."""
 
     auth: AuthBase
     http: HttpSettings
@@ -72,6 +75,9 @@ class FetchSession:
 
     def __post_init__(self) -> None:
         self.slots = threading.BoundedSemaphore(max(1, self.max_workers))
+        self.threads = ThreadPoolExecutor(
+            max_workers=max(1, self.max_workers), thread_name_prefix="docusign-fetch"
+        )
 
     def _client(self, base_url: str) -> DocuSignClient:
         with self._lock:
@@ -147,27 +153,27 @@ def fetch_accounts(
     workers = max(1, session.max_workers)
     waiting = iter(targets)
     answered: SimpleQueue[Future[Fetched]] = SimpleQueue()  # each fetch as it completes
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="docusign-fetch")
+    started: set[Future[Fetched]] = set()
 
-    def start(count: int) -> int:
-        """Starts the next `count` accounts' fetches; returns how many there were."""
-        started = 0
+    def start(count: int) -> None:
+        """Queues the next `count` accounts' fetches in the run's threads."""
         for target in islice(waiting, count):
-            pool.submit(fetch, target).add_done_callback(answered.put)
-            started += 1
-        return started
+            future = session.threads.submit(fetch, target)
+            future.add_done_callback(answered.put)
+            started.add(future)
 
     try:
         # at most two responses per worker wait for the parser: memory stays flat in the accounts
-        pending = start(2 * workers)
+        start(2 * workers)
         done = failed = 0
-        while pending:
+        while started:
             try:
-                future = answered.get_nowait()
+                future = answered.get(timeout=settings.ANSWER_WAIT)
             except Empty:
                 yield None  # none answered yet: the caller serves other resources meanwhile
                 continue
-            pending += start(1) - 1
+            started.discard(future)
+            start(1)
             fetched = future.result()
             done += 1
             failed += isinstance(fetched, AccountFailure)
@@ -183,6 +189,8 @@ def fetch_accounts(
                 )
             yield fetched
     finally:
-        # nothing is in flight after the last result; after an error or a stop (SIGTERM) the
-        # requests in flight are not waited for (a hung one could hold the run for minutes)
-        pool.shutdown(wait=False, cancel_futures=True)
+        # nothing is queued after the last result; after an error or a stop (SIGTERM) the queued
+        # fetches are dropped and those in flight are not waited for (a hung one could hold the
+        # run for minutes)
+        for future in started:
+            future.cancel()

@@ -32,6 +32,10 @@ BURST_WINDOW: Final = 30.0
 spent burst budget is waited out this long after the window was first seen."""
 MAX_WORKERS: Final = 16
 """Accounts fetched at once; DocuSign's rate-limit headers slow them down before a 429."""
+ANSWER_WAIT: Final = 0.005
+"""Seconds a resource's fetch waits for its next answer before it lets the extract serve another
+resource (`fetch.py`): long enough that a fast source is not put to sleep by dlt's 10 ms poll
+between answers, short enough that the resources' parsing takes turns."""
 
 # Destination layout.
 PIPELINE_NAME: Final = "docusign_billing"
