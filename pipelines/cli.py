@@ -18,13 +18,7 @@ from typing import Any
 from dlt.common.exceptions import DltException
 
 from pipelines import progress
-from pipelines.docusign_billing_pipeline import (
-    format_summary,
-    load,
-    make_pipeline,
-    recorded_failures,
-    summarize,
-)
+from pipelines.arrow_without_pandas import pyarrow_without_pandas
 from pipelines.events import FORMATS
 from pipelines.failures import (
     EXIT_CONFIG,
@@ -80,6 +74,14 @@ def _sandbox_source_args(sandbox: Any) -> dict[str, Any]:
 def _load_and_report(
     args: argparse.Namespace, source_args: dict[str, Any], pipeline_name: str
 ) -> int:
+    from pipelines.docusign_billing_pipeline import (
+        format_summary,
+        load,
+        make_pipeline,
+        recorded_failures,
+        summarize,
+    )
+
     pipeline = make_pipeline(
         args.destination, args.dataset, args.pipelines_dir, args.duckdb_file, pipeline_name
     )
@@ -160,6 +162,7 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 def _report(args: argparse.Namespace) -> int:
     from pipelines import report
+    from pipelines.docusign_billing_pipeline import make_pipeline
 
     duckdb_file, pipeline_name = args.duckdb_file, settings.PIPELINE_NAME
     if _only_the_demo_was_loaded(args):
@@ -347,6 +350,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in (
+        "run",
+        "demo",
+    ):  # a load never needs pandas (pipelines/arrow_without_pandas.py)
+        pyarrow_without_pandas()
     if args.log_format == "json":  # dlt's own log lines as JSON objects too
         os.environ.setdefault("RUNTIME__LOG_FORMAT", "JSON")
     with stop_on_signals() as signals, progress.shown(args.log_format):

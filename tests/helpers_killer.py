@@ -81,24 +81,24 @@ def arm(point: str) -> None:
 
         _after(DocuSignClient, "get")
     elif step == "summary":
-        import pipelines.cli
+        import pipelines.docusign_billing_pipeline as run_module  # the CLI imports it per command
 
-        summarize = pipelines.cli.summarize
+        summarize = run_module.summarize
 
         def signalled(pipeline: Any) -> Any:
             _die()
             return summarize(pipeline)
 
-        pipelines.cli.summarize = signalled
+        run_module.summarize = signalled
     elif step == "summary-fails":
         from dlt.destinations.exceptions import DatabaseTransientException
 
-        import pipelines.cli
+        import pipelines.docusign_billing_pipeline as run_module
 
         def failing(pipeline: Any) -> Any:
             raise DatabaseTransientException(RuntimeError("the destination went away"))
 
-        pipelines.cli.summarize = failing
+        run_module.summarize = failing
     elif step in ("normalize-mid", "normalize-commit", "load-complete"):
         _after(*_target(step))
     elif step == "load-copy":
