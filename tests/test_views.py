@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import duckdb
 import pytest
@@ -170,7 +171,12 @@ def test_an_unchanged_run_keeps_the_views_and_one_dropped_is_created_again(
     present = engine.views_present()
     created: list[dict[str, str]] = []
     create = views._create
-    monkeypatch.setattr(views, "_create", lambda *args: created.append(args[3]) or create(*args))
+
+    def counted(*args: Any) -> None:
+        created.append(args[3])
+        create(*args)
+
+    monkeypatch.setattr(views, "_create", counted)
     engine.run()
     assert created == [] and engine.views_present() == present
     with engine.make().sql_client() as client:
