@@ -407,7 +407,7 @@ def qualified_names(client: SqlClientBase[Any], names: tuple[str, ...]) -> dict[
     return {name: client.make_qualified_table_name(name) for name in names}
 
 
-def refresh_views(pipeline: dlt.Pipeline) -> None:
+def refresh_views(pipeline: dlt.Pipeline, tables_changed: bool = False) -> None:
     """Creates or replaces every view in the pipeline's dataset; idempotent, cheap (DDL only).
 
     Called after every successful load, so a view follows the tables' columns (`past_due_current`
@@ -415,6 +415,11 @@ def refresh_views(pipeline: dlt.Pipeline) -> None:
     loaded (yet), and does nothing on destinations without views (filesystem: `view_query`).
     The DDL is generated once (`_Refreshed`) and runs again only when it or the schema of the
     tables changed since the last refresh, or a view is missing in the dataset.
+
+    Args:
+        pipeline: The pipeline whose dataset holds the views.
+        tables_changed: The load changed tables in the destination (dlt's applied schema
+            update, e.g. a new destination or dataset): the DDL runs whatever was recorded.
     """
     if is_filesystem(pipeline):
         return  # files read through an in-memory DuckDB: nothing to keep views in
@@ -428,7 +433,11 @@ def refresh_views(pipeline: dlt.Pipeline) -> None:
         if last is None or last.key != key:
             creatable = [name for name in VIEW_NAMES if set(tables_read(name)) <= set(loaded)]
             last = _Refreshed(key, "", {name: view_ddl(name, names, dialect) for name in creatable})
-        elif last.schema_hash == schema_hash and _views_exist(client, last.statements):
+        elif (
+            not tables_changed
+            and last.schema_hash == schema_hash
+            and _views_exist(client, last.statements)
+        ):
             return  # nothing changed since the last refresh
         _create(pipeline, client, names, last.statements)
         _Refreshed(key, schema_hash, last.statements).write(pipeline)
