@@ -108,3 +108,40 @@ def test_pyarrow_imports_pandas_only_when_asked_after_pyarrow_without_pandas() -
         timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+TEARDOWN_PROBE = """
+import atexit, os, sys
+class Freed:
+    def __del__(self, write=os.write):  # print() may be gone by then
+        write(2, b"freed by the teardown\\n")
+probe = Freed()  # a global of __main__: only Python's teardown frees it
+atexit.register(lambda: print("exit handler ran", file=sys.stderr))
+"""
+
+
+def test_the_console_script_ends_without_python_s_teardown_after_its_exit_handlers(
+    sandbox, cli_env, tmp_path
+) -> None:
+    """Fails if `cli._end_process` goes (the teardown costs a run 0.3-0.9 s: benchmarks/RESULTS.md),
+    or if it skipped the exit handlers or lost output. `main(argv)` called with arguments (tests,
+    a caller's own process) returns as before, and its process tears down: the probe's check."""
+
+    def run(entry: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", TEARDOWN_PROBE + entry, "run"],
+            env=cli_env(sandbox),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    console = run(CONSOLE_SCRIPT)
+    assert console.returncode == 0, console.stderr
+    assert f"loaded {len(sandbox.account_ids)} accounts" in console.stdout  # flushed
+    assert "exit handler ran" in console.stderr
+    assert "freed by the teardown" not in console.stderr
+    called = run("from pipelines.cli import main\nsys.exit(main(sys.argv[1:]))")
+    assert called.returncode == 0, called.stderr
+    assert "exit handler ran" in called.stderr and "freed by the teardown" in called.stderr
