@@ -37,6 +37,7 @@ def cli_in_process(monkeypatch, capsys, *args: str, env: dict[str, str]):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     capsys.readouterr()
+    code: int | str | None
     try:
         code = command_line.main(list(args))
     except SystemExit as ex:  # argparse refusing an argument
