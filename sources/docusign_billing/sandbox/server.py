@@ -286,6 +286,16 @@ class Sandbox:
             invoice.body["balance"] = balance
             self._recompute(body)
 
+    def set_invoice_items(self, account_id: str, invoice_id: str, keep: int) -> None:
+        """Correct an issued invoice to its first `keep` line items (0: none, an empty list), as
+        DocuSign re-issues one; its totals stay. Every endpoint serves the new lines from now on."""
+        with self._lock:
+            invoices = self._ledgers[account_id].all_invoices(self._today)
+            invoice = next((i for i in invoices if i.invoice_id == invoice_id), None)
+            if invoice is None:
+                raise KeyError(invoice_id)
+            invoice.body["invoiceItems"] = invoice.body["invoiceItems"][:keep]
+
     def set_response(
         self,
         account_id: str,
