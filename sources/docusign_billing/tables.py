@@ -387,9 +387,9 @@ class BatchParser:
         known = read_known(self.responses, self.resource)
         if known is None or not self._flatten_arrow(known):
             for response in self.responses:
-                body = response.json_body()
+                where = f"account {response.account_id}, {self.resource.endpoint}"
+                body = response.json_body(where)
                 if not response.text_checked:
-                    where = f"account {response.account_id}, {self.resource.endpoint}"
                     check_text(body, where, self.resource.record_lists)
                 self._add_record(response.account_id, body, response.account_name)
         record_typed = self.records.typed(self._record_where)
