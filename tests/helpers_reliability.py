@@ -33,6 +33,19 @@ def with_repo_on_path(env: dict[str, str]) -> dict[str, str]:
     return {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))}
 
 
+def windows_asked(api, resource: str, account_id: str) -> list[tuple[str, str]]:
+    """The (`from_date`, `to_date`) windows of `resource` the sandbox answered for an account, in
+    order (each window's first page: the others carry a `start_position`)."""
+    return [
+        (r["query"]["from_date"], r["query"]["to_date"])
+        for r in api.requests
+        if r["resource"] == resource
+        and r["account_id"] == account_id
+        and r["status"] == 200
+        and "start_position" not in r["query"]
+    ]
+
+
 def columns(runner, table: str) -> list[str]:
     return [
         name

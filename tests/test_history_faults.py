@@ -19,6 +19,7 @@ from sources.docusign_billing import settings
 from sources.docusign_billing.resources import RESOURCES
 from sources.docusign_billing.sandbox import Sandbox
 from tests.conftest import Runner
+from tests.helpers_reliability import windows_asked
 
 TODAY = datetime.now(UTC).date()
 HISTORY_START = TODAY - timedelta(days=400)
@@ -30,17 +31,6 @@ LOOKBACK = [((TODAY - timedelta(days=settings.LOOKBACK_DAYS)).isoformat(), TODAY
 
 def _run(runner: Runner, **args) -> None:
     runner.run(resources=ALL, history_start=HISTORY_START.isoformat(), **args)
-
-
-def _windows(api: Sandbox, resource: str, account_id: str) -> list[tuple[str, str]]:
-    return [
-        (r["query"]["from_date"], r["query"]["to_date"])
-        for r in api.requests
-        if r["resource"] == resource
-        and r["account_id"] == account_id
-        and r["status"] == 200
-        and "start_position" not in r["query"]
-    ]
 
 
 def _expected(api: Sandbox) -> dict[str, set[tuple]]:
@@ -133,7 +123,7 @@ def test_failures_on_pages_mid_way_are_recorded_per_resource_and_fetched_again(
             (a2, "billing_invoices"),
             (a1, "billing_payments"),
         ):
-            windows = _windows(api, resource, account)
+            windows = windows_asked(api, resource, account)
             assert windows[0][0] == first_window and len(windows) == 2, (account, resource)
         for account, resource in (
             (a1, "billing_invoices"),
@@ -142,7 +132,7 @@ def test_failures_on_pages_mid_way_are_recorded_per_resource_and_fetched_again(
             (a2, "billing_payments"),
             (a3, "billing_payments"),
         ):
-            assert _windows(api, resource, account) == LOOKBACK, (account, resource)
+            assert windows_asked(api, resource, account) == LOOKBACK, (account, resource)
         assert _loaded(runner) == _expected(api)
         assert runner.rows(
             "SELECT count(*) = count(DISTINCT (account_id, invoice_id)) FROM billing.billing_invoices"
@@ -153,7 +143,9 @@ def test_failures_on_pages_mid_way_are_recorded_per_resource_and_fetched_again(
         ) == sorted((a,) for a in api.account_ids)
 
 
-def test_malformed_json_on_a_page_stops_the_run_and_the_next_fetches_the_same_windows(tmp_path):
+def test_malformed_json_on_a_page_stops_the_run_and_the_next_fetches_the_same_windows(
+    tmp_path,
+):
     """A page that is not JSON is no transient fault: the run stops naming account and resource,
     nothing of it loads, and the next run fetches the same windows again. Removed to see it fail:
     the endpoint in the error (`json_body(where)` in `tables.BatchParser.build`): the message
@@ -170,12 +162,12 @@ def test_malformed_json_on_a_page_stops_the_run_and_the_next_fetches_the_same_wi
         assert "not valid JSON" in message, message
         for table in ("billing_payments", "billing_invoices", "billing_plan", "past_due_snapshots"):
             assert runner.table(table) == [], table  # nothing of the run, no account's rows
-        first = {a: _windows(api, "billing_payments", a) for a in api.account_ids}
+        first = {a: windows_asked(api, "billing_payments", a) for a in api.account_ids}
 
         api.requests.clear()
         _run(runner)
         for account_id in api.account_ids:
-            assert _windows(api, "billing_payments", account_id) == first[account_id]
+            assert windows_asked(api, "billing_payments", account_id) == first[account_id]
             assert first[account_id][0][0] == HISTORY_START.isoformat()
         assert _loaded(runner) == _expected(api)
         assert all(isinstance(amount, Decimal) for _, _, amount in _loaded(runner)["payments"])

@@ -28,7 +28,13 @@ from sources.docusign_billing.resources import RESOURCES
 from sources.docusign_billing.sandbox import Sandbox
 from sources.docusign_billing.sandbox.ledger import month_of
 from tests.conftest import Runner
-from tests.helpers_reliability import TIMESTAMPS, assert_consistent, content, with_repo_on_path
+from tests.helpers_reliability import (
+    TIMESTAMPS,
+    assert_consistent,
+    content,
+    windows_asked,
+    with_repo_on_path,
+)
 
 TODAY = datetime.now(UTC).date()
 ALL = ",".join(RESOURCES)
@@ -111,17 +117,6 @@ def history(tmp_path_factory):
         reference = Runner(api, root / "reference")
         reference.run(resources=ALL, lookback_days=LOOKBACK)
         yield History(api, root / "first", reference, emptied)
-
-
-def _windows(api: Sandbox, resource: str, account_id: str) -> list[tuple[str, str]]:
-    return [
-        (r["query"]["from_date"], r["query"]["to_date"])
-        for r in api.requests
-        if r["resource"] == resource
-        and r["account_id"] == account_id
-        and r["status"] == 200
-        and "start_position" not in r["query"]
-    ]
 
 
 def _working(runner: Runner) -> Path:
@@ -248,8 +243,8 @@ def test_killed_run_of_every_resource_is_completed_by_the_next(history, point, t
     # package committed (completed by this run before it extracted)
     lookback = [((TODAY - timedelta(days=LOOKBACK)).isoformat(), TODAY.isoformat())]
     for account in api.account_ids:
-        assert _windows(api, "billing_invoices", account) == lookback
-        payments = _windows(api, "billing_payments", account)
+        assert windows_asked(api, "billing_invoices", account) == lookback
+        payments = windows_asked(api, "billing_payments", account)
         if point == "extract":
             assert payments[0][0] == _history_start().isoformat() and len(payments) > 1
         else:
