@@ -59,9 +59,7 @@ def destination(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
                 pipelines_dir=pipelines_dir, duckdb_file=str(tmp_path / "items.duckdb")
             )
         else:
-            url = request.getfixturevalue("views_postgres").create_database(
-                f"items_{next(_DATABASES)}"
-            )
+            url = request.getfixturevalue("postgres").create_database(f"items_{next(_DATABASES)}")
             pipeline = make_pipeline(
                 destination=dlt.destinations.postgres(credentials=url), pipelines_dir=pipelines_dir
             )
