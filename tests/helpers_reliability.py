@@ -46,6 +46,22 @@ def windows_asked(api, resource: str, account_id: str) -> list[tuple[str, str]]:
     ]
 
 
+def unrecorded_jobs(working: Path, table: str) -> list[str]:
+    """Load jobs of `table` that dlt started but recorded no outcome for, in the pipeline folder
+    `working`: what a kill right after a committed COPY leaves. Only package folders are read
+    (a kill inside dlt's atomic write leaves a temp file beside them)."""
+    packages = [
+        p for p in (working / "load" / "normalized").iterdir() if (p / "started_jobs").is_dir()
+    ]
+    return [
+        job.name
+        for package in packages
+        for job in (package / "started_jobs").iterdir()
+        if job.name.startswith(f"{table}.")
+        and not (package / ".pending_transitions" / job.name).exists()
+    ]
+
+
 def columns(runner, table: str) -> list[str]:
     return [
         name

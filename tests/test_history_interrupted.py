@@ -32,6 +32,7 @@ from tests.helpers_reliability import (
     TIMESTAMPS,
     assert_consistent,
     content,
+    unrecorded_jobs,
     windows_asked,
     with_repo_on_path,
 )
@@ -144,16 +145,7 @@ def _assert_kill_hit_its_window(runner: Runner, point: str, stderr: str) -> None
         extracted = {p.name for p in (working / "normalize" / "extracted").iterdir()}
         assert extracted & {p.name for p in (working / "load" / "normalized").iterdir()}
     elif step == "load-copy":
-        packages = [  # dlt's atomic writes may leave a temp file beside the packages
-            p for p in (working / "load" / "normalized").iterdir() if (p / "started_jobs").is_dir()
-        ]
-        unrecorded = [
-            job.name
-            for package in packages
-            for job in (package / "started_jobs").iterdir()
-            if job.name.startswith(f"{table}.")
-            and not (package / ".pending_transitions" / job.name).exists()
-        ]
+        unrecorded = unrecorded_jobs(working, table)
         assert unrecorded, "the kill did not land between the committed COPY and dlt recording it"
     else:
         pending = ", ".join(f"'{name}'" for name in _pending(runner))
