@@ -14,8 +14,19 @@ import time
 import pytest
 from requests import Response
 
-from sources.docusign_billing.client import RateLimitGate, _api_error, validate_base_url
+from sources.docusign_billing.auth import BearerAuth
+from sources.docusign_billing.client import (
+    DocuSignClient,
+    HttpSettings,
+    RateLimitGate,
+    RawBody,
+    _api_error,
+    account_path,
+    next_uri_of,
+    validate_base_url,
+)
 from sources.docusign_billing.errors import ApiError, AuthError, ConfigError
+from sources.docusign_billing.sandbox import ACCESS_TOKEN, Sandbox
 
 BLOCKED, ADMITTED = 0.3, 5.0
 
@@ -218,8 +229,16 @@ CREDENTIALS_HINT = (
             "account acc-1: DocuSign answered HTTP 500 (UNSPECIFIED_ERROR: )",
             "UNSPECIFIED_ERROR",
         ),
+        (  # a gateway's 401 without DocuSign's body or a reason: still the credentials
+            401,
+            b"<html></html>",
+            "",
+            AuthError,
+            f"account acc-1: authentication failed (HTTP 401 ); {CREDENTIALS_HINT}",
+            None,
+        ),
     ],
-    ids=["no-admin", "401", "partner-key", "404-html", "502-list", "500-no-message"],
+    ids=["no-admin", "401", "partner-key", "404-html", "502-list", "500-no-message", "401-bare"],
 )
 def test_error_responses_become_one_line_naming_account_status_code_and_hint(
     status, body, reason, error_class, message, code
@@ -235,3 +254,92 @@ def test_base_url_must_be_http_and_loses_its_trailing_slash():
     )
     with pytest.raises(ConfigError, match="^base_url 'ftp://x' is not an http"):
         validate_base_url("ftp://x")
+
+
+def test_account_ids_and_next_uris_are_read_as_documented():
+    """Removed to see it fail: `safe=""` in `account_path` (a `/` in an id would change the
+    path); the object and blank checks of `next_uri_of`."""
+    assert account_path("/v2.1/accounts/{account_id}/billing_plan", "a/b c") == (
+        "/v2.1/accounts/a%2Fb%20c/billing_plan"
+    )
+    for content in (b'["nextUri"]', b'{"nextUri": "  "}', b'{"nextUri": 5}', b"{", b"{}"):
+        assert next_uri_of(RawBody(content, "application/json")) is None, content
+    assert next_uri_of(RawBody(b'{"nextUri": "/v2.1/x?start_position=5"}', "")) == (
+        "/v2.1/x?start_position=5"
+    )
+
+
+def test_a_next_uri_seen_before_is_an_error_naming_the_account():
+    """Removed to see it fail: the `seen` check of `pages` (it then loops for ever)."""
+    client = DocuSignClient("https://demo.docusign.net/restapi", BearerAuth(ACCESS_TOKEN))
+    answers = iter(
+        [b'{"nextUri": "/v2.1/p2"}', b'{"nextUri": "/v2.1/p3"}', b'{"nextUri": "/v2.1/p2"}']
+    )
+    asked: list[tuple[str, str]] = []
+
+    def get(uri, account_id, params=None):
+        asked.append((uri, account_id))
+        return RawBody(next(answers), "application/json")
+
+    client.get = get  # type: ignore[method-assign]
+    with pytest.raises(ApiError) as error:
+        list(client.pages("/v2.1/p1", ACCOUNT))
+    assert str(error.value) == (
+        "account acc-1: DocuSign's nextUri '/v2.1/p2' repeats an earlier page"
+    )
+    assert error.value.account_id == ACCOUNT
+    assert asked == [("/v2.1/p1", ACCOUNT), ("/v2.1/p2", ACCOUNT), ("/v2.1/p3", ACCOUNT)]
+
+
+# the client's retry settings over real HTTP (the sandbox): each one is handed to dlt's Client
+def _client(api, **http):
+    settings = HttpSettings(**{"backoff_factor": 0.01, "max_retry_delay": 0.5, **http})
+    return DocuSignClient(api.base_url, BearerAuth(ACCESS_TOKEN), settings)
+
+
+def _plan(api):
+    return f"/v2.1/accounts/{api.account_ids[0]}/billing_plan"
+
+
+def test_a_request_is_tried_max_attempts_times_and_asks_for_json():
+    """Removed to see it fail: `request_max_attempts` (dlt's default is 5), the `Accept` header,
+    the account handed to `resolve` (named in the error)."""
+    with Sandbox(accounts=1, seed=3) as api:
+        api.inject("503", times=10)
+        with pytest.raises(ApiError) as error:
+            _client(api, max_attempts=3).get(_plan(api), api.account_ids[0])
+        assert error.value.status == 503 and error.value.account_id == api.account_ids[0]
+        assert [r["status"] for r in api.requests] == [503, 503, 503]
+        assert {r["headers"].get("Accept") for r in api.requests} == {"application/json"}
+        with pytest.raises(ApiError, match=f"^account {api.account_ids[0]}: DocuSign pointed"):
+            _client(api).get("https://elsewhere.example/x", api.account_ids[0])
+
+
+def _within(seconds, call):
+    """`call()`'s result, failing if it takes longer than `seconds` (a wait on an event)."""
+    done, result = threading.Event(), []
+    thread = threading.Thread(target=lambda: (result.append(call()), done.set()), daemon=True)
+    thread.start()
+    assert done.wait(seconds), f"not done within {seconds} s"
+    return result[0]
+
+
+def test_a_hung_request_is_cut_at_request_timeout_and_retried():
+    """Removed to see it fail: `request_timeout` (dlt's default is 60 s)."""
+    with Sandbox(accounts=1, seed=3) as api:
+        api.inject("hang", times=1, seconds=30)
+        body = _within(
+            10, lambda: _client(api, request_timeout=0.5).get(_plan(api), api.account_ids[0])
+        )
+        assert b"billingPlan" in body.content
+
+
+def test_retries_back_off_by_backoff_factor():
+    """Two 503s then an answer, `backoff_factor` 0.01 and waits capped at 60 s: done at once.
+
+    Removed to see it fail: `request_backoff_factor` (dlt's default 1 waits 1 s, then 2 s)."""
+    with Sandbox(accounts=1, seed=3) as api:
+        api.inject("503", times=2)
+        client = _client(api, max_attempts=3, max_retry_delay=60)
+        body = _within(2.5, lambda: client.get(_plan(api), api.account_ids[0]))
+        assert b"billingPlan" in body.content and len(api.requests) == 3

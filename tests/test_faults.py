@@ -304,8 +304,6 @@ def test_throttle_waits_are_capped(tmp_path):
         api.inject("hourly", times=2, ratelimit_reset=3600)
         api.inject("burst", times=2)
         runner = Runner(api, tmp_path)
-        started = time.monotonic()
-        runner.run(**{**STORM, "max_retry_delay": 0.2})
-        assert time.monotonic() - started < 10
+        _finishes_within(10, lambda: runner.run(**{**STORM, "max_retry_delay": 0.2}))
         assert _statuses(api, api.account_ids[0]) == [400, 400, 400, 400, 200]
         _assert_loaded_exactly(runner, api)
