@@ -190,26 +190,49 @@ def test_recover_repairs_both_leftovers_says_so_and_the_load_then_happens_once(
     ]
 
 
+@pytest.mark.parametrize("leftovers", ["stale", "interrupted", "both"])
 def test_on_an_untested_dlt_a_needed_repair_is_refused_and_nothing_touched(
-    template, tmp_path, monkeypatch
+    template, tmp_path, monkeypatch, leftovers
 ):
-    """Removed to see it fail: the `repairs_vouched_for()` check in `recover` (the repair runs)."""
+    """Either leftover alone is refused too; the error names every package once, in order.
+
+    Removed to see it fail: the `repairs_vouched_for()` check in `recover` (the repair runs), or
+    `and` for its `or`."""
     pipeline, _, second = _second_package(tmp_path, template)
-    working = Path(pipeline.working_dir)
-    shutil.copytree(_package(pipeline, second), working / "normalize/extracted" / second)
-    _committed_unrecorded(pipeline, second)
+    third = _normalized(pipeline, 3)
+    named = []
+    if leftovers != "interrupted":  # the third run's normalize was killed in dlt's window
+        working = Path(pipeline.working_dir)
+        shutil.copytree(_package(pipeline, third), working / "normalize/extracted" / third)
+        named.append(third)
+    if leftovers != "stale":
+        _committed_unrecorded(pipeline, second)
+        named.insert(0, second)
     monkeypatch.setattr(recovery, "repairs_vouched_for", lambda: False)
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     with pytest.raises(recovery.UnrepairedPackageError) as error:
         recovery.recover(pipeline)
     assert str(error.value) == (
-        f"pipeline tiny holds load package(s) {second} of an interrupted run that this dlt"
-        f" version ({dlt.__version__}) cannot be trusted to resume without loading data twice;"
-        " run once with the dlt version pinned in pyproject.toml, or discard the package(s)"
-        " with `dlt pipeline tiny drop-pending-packages` (the next run extracts their data again)"
+        f"pipeline tiny holds load package(s) {', '.join(named)} of an interrupted run that"
+        f" this dlt version ({dlt.__version__}) cannot be trusted to resume without loading"
+        " data twice; run once with the dlt version pinned in pyproject.toml, or discard the"
+        " package(s) with `dlt pipeline tiny drop-pending-packages` (the next run extracts"
+        " their data again)"
     )
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
-    assert _count(pipeline, ITEMS, second) == 2
+
+
+def test_a_pipeline_that_never_ran_needs_nothing(tmp_path):
+    """Removed to see it fail: the `isdir` check of `recover` (no `load/normalized` yet)."""
+    assert recovery.recover(_pipeline(tmp_path)) == recovery.Recovery()
+
+
+def test_messages_name_every_package():
+    done = recovery.Recovery(stale_extracted=["1.1", "2.2"], restarted_loads=["3.3", "4.4"])
+    assert done.messages() == [
+        "removed the stale extracted copy of already normalized package(s) 1.1, 2.2",
+        "an interrupted load is restarted from a clean staging dataset: package(s) 3.3, 4.4",
+    ]
 
 
 def test_on_an_untested_dlt_a_folder_without_leftovers_runs(template, tmp_path, monkeypatch):
