@@ -13,7 +13,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from sources.docusign_billing.bodies import AccountResponse
+from sources.docusign_billing.bodies import AccountResponse, read_known
 from sources.docusign_billing.client import RawBody
 from sources.docusign_billing.errors import ApiError, ResponseError
 from sources.docusign_billing.resources import PAST_DUE, RESOURCES
@@ -138,23 +138,26 @@ def test_every_table_has_its_pinned_columns_types_and_nullability(as_bytes, with
 
 @pytest.mark.parametrize("as_bytes", [False, True], ids=["records", "arrow"])
 def test_a_resource_without_items_on_both_paths(as_bytes):
-    """Charges: one row per account, charge and run, no item table; the same on both paths.
+    """Charges: one row per account, charge and run, no item table; the same on both paths
+    (the Arrow one reads these bodies: no JSON structure in them).
 
     Removed to see it fail: the no-items branch of `_flatten_arrow` (`item_starts` of its
     records), the `snapshot_at` column of a per-run resource."""
     body = {
         "billingChargeItems": [
             {"chargeName": "seats", "unitPrice": "1.50", "blocked": "false"},
-            {"chargeName": "envelopes", "unitPrice": "0.10", "prices": [{"tier": 1}]},
+            {"chargeName": "envelopes", "unitPrice": "0.10"},
         ]
     }
-    batch = _build(
-        {"a1": body, "a2": {"billingChargeItems": []}}, as_bytes, RESOURCES["billing_charges"]
-    )
+    charges = RESOURCES["billing_charges"]
+    bodies = {"a1": body, "a2": {"billingChargeItems": []}}
+    responses = [_response(a, b, as_bytes=True) for a, b in bodies.items()]
+    assert read_known(responses, charges) is not None  # the Arrow path takes them
+    batch = _build(bodies, as_bytes, charges)
     assert batch.items is None and batch.summary is None
     assert _columns(batch.records) == CHARGES
     rows = batch.records.select(
-        ["account_id", "charge_name", "snapshot_at", "unit_price", "prices"]
+        ["account_id", "charge_name", "snapshot_at", "unit_price", "blocked"]
     )
     assert rows.to_pylist() == [
         {
@@ -162,18 +165,22 @@ def test_a_resource_without_items_on_both_paths(as_bytes):
             "charge_name": "seats",
             "snapshot_at": NOW,
             "unit_price": Decimal("1.5"),
-            "prices": None,
+            "blocked": False,
         },
         {
             "account_id": "a1",
             "charge_name": "envelopes",
             "snapshot_at": NOW,
             "unit_price": Decimal("0.1"),
-            "prices": '[{"tier": 1}]',
+            "blocked": None,
         },
     ]
-    other = _build({"a1": body}, not as_bytes, RESOURCES["billing_charges"])
-    assert other.records.equals(batch.records.slice(0, 2))
+    other = _build(bodies, not as_bytes, charges)
+    assert other.records.equals(batch.records)
+    with_prices = {"billingChargeItems": [{"chargeName": "seats", "prices": [{"tier": 1}]}]}
+    assert _build({"a1": with_prices}, as_bytes, charges).records["prices"].to_pylist() == [
+        '[{"tier": 1}]'
+    ]
 
 
 @pytest.mark.parametrize("as_bytes", [False, True], ids=["records", "arrow"])
@@ -242,33 +249,47 @@ def test_values_typed_one_by_one_keep_their_rules_type():
     assert batch.records["balance"].to_pylist() == [Decimal("1.25")]
 
 
-def test_error_lines_name_what_they_must():
-    """Removed to see it fail: the 80-character cut of a shown value (`<=` for `<` too); the
+@pytest.mark.parametrize("as_bytes", [False, True], ids=["records", "arrow"])
+def test_error_lines_name_what_they_must(as_bytes):
+    """On both paths (a bad value read by Arrow is named from its Arrow columns).
+
+    Removed to see it fail: the 80-character cut of a shown value (`<=` for `<` too); the
     type named in a wrong list's error; an item without id named by its place; the duplicate
     line's wording."""
     long = "9" * 100
     with pytest.raises(ResponseError) as error:
-        _build({"acc-1": {"billingInvoices": [_invoice("inv-1", balance=long)]}})
+        _build({"acc-1": {"billingInvoices": [_invoice("inv-1", balance=long)]}}, as_bytes)
     shown = repr(long)[:80] + "..."
     assert str(error.value).startswith(
         f"account acc-1, invoice inv-1, field balance: cannot read {shown}: "
     )
     exactly = "8" * 78  # its repr is 80 characters: shown whole
     with pytest.raises(ResponseError, match=f"cannot read '{exactly}': "):
-        _build({"acc-1": {"billingInvoices": [_invoice("inv-1", balance=exactly)]}})
+        _build({"acc-1": {"billingInvoices": [_invoice("inv-1", balance=exactly)]}}, as_bytes)
     with pytest.raises(ResponseError) as error:
-        _build({"acc-1": {"billingInvoices": "inv-1"}})
+        _build({"acc-1": {"billingInvoices": "inv-1"}}, as_bytes)
     assert str(error.value) == "account acc-1: billingInvoices must be a list of objects, got str"
     with pytest.raises(ResponseError) as error:
-        _build({"acc-1": {"billingInvoices": [_invoice("inv-1", _item("a"), _item(None, "x"))]}})
+        _build(
+            {"acc-1": {"billingInvoices": [_invoice("inv-1", _item("a"), _item(None, "x"))]}},
+            as_bytes,
+        )
     assert str(error.value).startswith(
         "account acc-1, invoice inv-1, item #1, field chargeAmount: cannot read 'x'"
     )
     with pytest.raises(ResponseError) as error:
-        _build({"acc-1": {"billingInvoices": [_invoice("inv-1"), _invoice("inv-1", balance="1")]}})
+        _build(
+            {"acc-1": {"billingInvoices": [_invoice("inv-1"), _invoice("inv-1", balance="1")]}},
+            as_bytes,
+        )
     assert (
         str(error.value)
         == "account acc-1, invoice inv-1: invoiceId appears twice with different content"
+    )
+    with pytest.raises(ResponseError) as error:
+        _build({"acc-1": {"billingInvoices": [_invoice("inv-1", invoiceItems="it-1")]}}, as_bytes)
+    assert str(error.value) == (
+        "account acc-1, invoice inv-1: invoiceItems must be a list of objects, got str"
     )
     plan = RESOURCES["billing_plan"]
     with pytest.raises(ResponseError) as error:
@@ -342,3 +363,22 @@ def test_a_failed_account_is_one_row_of_account_errors():
         },
     ]
     assert batch.records.num_rows == 0 and batch.completed_accounts == ["acc-1"]
+
+
+def test_the_plan_keeps_no_sensitive_new_field_at_any_level():
+    """The plan is `private`: a new field named like card, bank or personal details is dropped,
+    and such keys inside a new JSON field too; the new fields after it are kept.
+
+    Removed to see it fail: `parse_private_extra` for a private resource's new fields; `break`
+    for the `continue` past a sensitive field."""
+    plan = RESOURCES["billing_plan"]
+    body = {
+        "billingPlan": {
+            "planId": "p1",
+            "bankAccount": "DE89",
+            "zetaNote": {"a": 1, "cardNumber": "4111"},
+        }
+    }
+    records = _build({"acc-1": body}, resource=plan).records
+    assert "bank_account" not in records.column_names
+    assert records["zeta_note"].to_pylist() == ['{"a": 1}']
