@@ -14,6 +14,7 @@ import time
 import pytest
 from requests import Response
 
+from sources.docusign_billing import settings
 from sources.docusign_billing.auth import BearerAuth
 from sources.docusign_billing.client import (
     DocuSignClient,
@@ -26,6 +27,7 @@ from sources.docusign_billing.client import (
     validate_base_url,
 )
 from sources.docusign_billing.errors import ApiError, AuthError, ConfigError
+from sources.docusign_billing.oauth import CachedTokenAuth
 from sources.docusign_billing.sandbox import ACCESS_TOKEN, Sandbox
 
 BLOCKED, ADMITTED = 0.3, 5.0
@@ -343,3 +345,51 @@ def test_retries_back_off_by_backoff_factor():
         client = _client(api, max_attempts=3, max_retry_delay=60)
         body = _within(2.5, lambda: client.get(_plan(api), api.account_ids[0]))
         assert b"billingPlan" in body.content and len(api.requests) == 3
+
+
+class _RenewedToken(CachedTokenAuth):
+    """OAuth without a server: each grant gives the sandbox's valid token."""
+
+    def grant(self):
+        return ACCESS_TOKEN, 3600.0
+
+
+def test_a_token_rejected_mid_run_is_renewed_once_and_the_request_repeated():
+    """Removed to see it fail: the repeat after `invalidate` in `DocuSignClient.get` (or its
+    URL or parameters)."""
+    with Sandbox(accounts=1, seed=3) as api:
+        auth = _RenewedToken(None)  # type: ignore[arg-type]
+        client = DocuSignClient(api.base_url, auth, HttpSettings(max_attempts=1))
+        window = {"from_date": "2025-06-01", "to_date": "2026-05-31"}
+        api.inject("401", times=1)
+        path = f"/v2.1/accounts/{api.account_ids[0]}/billing_invoices"
+        body = client.get(path, api.account_ids[0], window)
+        assert b"billingInvoices" in body.content and auth.tokens_obtained == 2
+        assert [(r["status"], r["query"]) for r in api.requests] == [(401, window), (200, window)]
+
+
+def test_refusals_before_sending_and_unreachable_hosts_name_the_account():
+    """Removed to see it fail: any field of the two `ApiError`s `DocuSignClient.get` raises."""
+    gate = RateLimitGate(max_wait=0)
+    gate.observe(_response(remaining=0, reset=time.time() + 3600, limit=3000))
+    unreachable = "http://127.0.0.1:9/restapi"  # the discard port: nothing listens
+    client = DocuSignClient(unreachable, BearerAuth(ACCESS_TOKEN), HttpSettings(), gate)
+    with pytest.raises(ApiError) as error:
+        client.get("/v2.1/accounts/acc-1/billing_plan", ACCOUNT)
+    assert str(error.value) == (
+        "account acc-1: DocuSign's API rate limit window (X-RateLimit-Reset) frees in more than"
+        f" {settings.RATE_LIMIT_MAX_WAIT:.0f} s; the account is left for a later run"
+    )
+    assert (error.value.account_id, error.value.status, error.value.code) == (
+        ACCOUNT,
+        429,
+        "HOURLY_APIINVOCATION_LIMIT_EXCEEDED",
+    )
+    client = DocuSignClient(unreachable, BearerAuth(ACCESS_TOKEN), HttpSettings(max_attempts=1))
+    with pytest.raises(ApiError) as error:
+        client.get("/v2.1/accounts/acc-1/billing_plan", ACCOUNT)
+    assert str(error.value) == (
+        f"account acc-1: DocuSign at {unreachable} could not be reached after retries"
+        " (ConnectionError)"
+    )
+    assert (error.value.account_id, error.value.status) == (ACCOUNT, None)
