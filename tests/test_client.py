@@ -393,3 +393,31 @@ def test_refusals_before_sending_and_unreachable_hosts_name_the_account():
         " (ConnectionError)"
     )
     assert (error.value.account_id, error.value.status) == (ACCOUNT, None)
+
+
+@pytest.mark.parametrize(
+    "setting, value, bound",
+    [
+        ("request_timeout", 0, "more than 0"),
+        ("max_attempts", 0, "at least 1"),
+        ("backoff_factor", -1, "at least 0"),
+        ("max_retry_delay", -0.5, "at least 0"),
+    ],
+)
+def test_http_settings_below_their_bound_name_the_setting(setting, value, bound):
+    """Removed to see it fail: any check of `HttpSettings` or its name or bound; the bound
+    itself is allowed (a `<=` would refuse `max_attempts = 1` and a zero backoff)."""
+    with pytest.raises(ConfigError) as error:
+        HttpSettings(**{setting: value})
+    assert str(error.value) == f"sources.docusign_billing.{setting} = {value} must be {bound}"
+    HttpSettings(request_timeout=0.001, max_attempts=1, backoff_factor=0, max_retry_delay=0)
+
+
+def test_a_uri_naming_another_host_is_never_followed():
+    """Removed to see it fail: `or` between scheme and host in `resolve` (a scheme-less
+    `//host/...` would be read as a path), the account in its error."""
+    client = DocuSignClient("https://demo.docusign.net/restapi", BearerAuth(ACCESS_TOKEN))
+    for uri in ("//elsewhere.example/restapi/v2.1/x", "https://elsewhere.example/restapi/v2.1/x"):
+        with pytest.raises(ApiError, match="not followed") as error:
+            client.resolve(uri, ACCOUNT)
+        assert error.value.account_id == ACCOUNT
