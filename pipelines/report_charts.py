@@ -278,6 +278,21 @@ def html_page(data: ReportData, aging: list[list[str]], charts: list[Chart]) -> 
             "invoice_resolution.csv",
         ),
     ]  # fmt: skip
+    # the billing-history views exist only where billing_invoices / billing_payments were loaded
+    if "collections_monthly" in frames:
+        sections.append(_view_section(
+            "Invoiced, paid and past due per month (collections_monthly)",
+            frames["collections_monthly"].sort_values(["month", "account_id"], ascending=[False, True]),
+            {"month": "month", "account_id": "account id", "invoiced": "invoiced", "paid": "paid", "past_due_at_month_end": "past due at month end"},
+            "collections_monthly.csv",
+        ))  # fmt: skip
+    if "invoice_payments" in frames:
+        sections.append(_view_section(
+            "Invoices and the payments that settled them (invoice_payments)",
+            frames["invoice_payments"].sort_values(["account_id", "due_date", "invoice_number"], ascending=[True, False, True]),
+            {"account_id": "account id", "invoice_number": "invoice", "due_date": "due", "amount": "amount", "balance": "balance", "payment_number": "payment", "payment_date": "paid on", "payment_amount": "payment amount", "paid_amount": "paid in all", "settled_at": "settled"},
+            "invoice_payments.csv",
+        ))  # fmt: skip
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">

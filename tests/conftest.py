@@ -147,7 +147,10 @@ _VIEW_DATABASES = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
-def views_postgres() -> Iterator[Any]:
+def postgres() -> Iterator[Any]:
+    """One PostgreSQL server for the whole session (each test makes its own database): the
+    server's start and stop cost seconds. Raises `PostgresNotInstalled`, with the install hint,
+    when the binaries are missing."""
     from tests.postgres_server import PostgresServer
 
     with PostgresServer() as server:
@@ -174,7 +177,7 @@ def engine(request: pytest.FixtureRequest, two_accounts: Sandbox, tmp_path: Path
             two_accounts,
             lambda: make_pipeline(pipelines_dir=pipelines_dir, duckdb_file=duckdb_file),
         )
-    server = request.getfixturevalue("views_postgres")
+    server = request.getfixturevalue("postgres")
     url = server.create_database(f"views_{next(_VIEW_DATABASES)}")
     return Engine(
         two_accounts,

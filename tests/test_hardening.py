@@ -27,6 +27,24 @@ from tests.helpers_reliability import (
 from tests.test_interrupted import _assert_like_reference, _change_data, reference  # noqa: F401
 
 
+def cli_in_process(monkeypatch, capsys, *args: str, env: dict[str, str]):
+    """`docusign-billing ARGS` through `cli.main` in this process, with exactly `env`: the
+    exit code (argparse's too) and what it printed, like `cli()` without a process start."""
+    from pipelines import cli as command_line
+
+    for name in set(os.environ) - set(env):
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+    try:
+        code = command_line.main(list(args))
+    except SystemExit as ex:  # argparse refusing an argument
+        code = ex.code
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, captured.out, captured.err)
+
+
 def _latin1_item_name(body):
     body = copy.deepcopy(body)
     body["billingInvoices"][0]["invoiceItems"][0]["chargeName"] = "@@"
@@ -189,8 +207,12 @@ def test_malformed_toml_names_the_file_and_line(sandbox, cli_env, tmp_path):
         ),
     ],
 )
-def test_cli_configuration_edges_exit_2(sandbox, cli_env, tmp_path, args, extra_env, expected):
-    result = cli("run", *args, env=cli_env(sandbox, **extra_env), cwd=tmp_path)
+def test_cli_configuration_edges_exit_2(
+    sandbox, cli_env, monkeypatch, capsys, args, extra_env, expected
+):
+    """In-process (`cli.main`): what differs from the console script is only the process, and
+    the tests above check the console script's one line and exit code."""
+    result = cli_in_process(monkeypatch, capsys, "run", *args, env=cli_env(sandbox, **extra_env))
     assert result.returncode == 2, result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert "configuration error" in last and expected in last, last
@@ -221,18 +243,21 @@ def test_dataset_name_is_printed_as_the_destination_normalized_it(sandbox, cli_e
 # -- the demo stays apart; stale accounts are visible ---------------------------------------------
 
 
-def test_demo_and_run_never_share_pipeline_state_or_data(sandbox, cli_env, tmp_path):
+def test_demo_and_run_never_share_pipeline_state_or_data(
+    sandbox, cli_env, tmp_path, monkeypatch, capsys
+):
     demo = cli("demo", "--demo-accounts", "2", env=cli_env(sandbox), cwd=tmp_path)
     assert demo.returncode == 0, demo.stderr
     assert "docusign_billing_demo.duckdb" in demo.stdout
     run = cli("run", env=cli_env(sandbox), cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert f"loaded {len(sandbox.account_ids)} accounts" in run.stdout and "stale" not in run.stdout
-    rows = cli(
+    rows = cli_in_process(
+        monkeypatch,
+        capsys,
         "query",
         "SELECT DISTINCT account_id FROM billing.past_due_snapshots ORDER BY 1",
         env=cli_env(sandbox),
-        cwd=tmp_path,
     )
     assert rows.stdout.split()[1:] == sorted(sandbox.account_ids)
     pipelines = os.listdir(tmp_path / "dlt" / "pipelines")
@@ -240,8 +265,10 @@ def test_demo_and_run_never_share_pipeline_state_or_data(sandbox, cli_env, tmp_p
 
 
 @pytest.mark.parametrize("count", ["0", "-3", "two"])
-def test_demo_accounts_must_be_a_positive_number(tmp_path, count):
-    result = cli("demo", "--demo-accounts", count, env=dict(os.environ), cwd=tmp_path)
+def test_demo_accounts_must_be_a_positive_number(tmp_path, monkeypatch, capsys, count):
+    result = cli_in_process(
+        monkeypatch, capsys, "demo", "--demo-accounts", count, env=dict(os.environ)
+    )
     assert result.returncode == 2 and "--demo-accounts" in result.stderr
     assert not (tmp_path / "docusign_billing_demo.duckdb").exists()
 
@@ -260,8 +287,15 @@ def test_account_removed_from_account_ids_is_shown_as_stale(runner, sandbox, cli
 # -- query: read-only, no local files unless asked ------------------------------------------------
 
 
-def test_query_is_read_only_and_cannot_touch_other_files(sandbox, cli_env, tmp_path):
+def test_query_is_read_only_and_cannot_touch_other_files(
+    sandbox, cli_env, tmp_path, monkeypatch, capsys
+):
+    """The load through the console script; the queries in-process (`cli.main`)."""
     assert cli("run", env=cli_env(sandbox), cwd=tmp_path).returncode == 0
+
+    def query(*args):
+        return cli_in_process(monkeypatch, capsys, "query", *args, env=cli_env(sandbox))
+
     secret = tmp_path / "secret.txt"
     secret.write_text("not for SQL")
     for sql in (
@@ -270,28 +304,15 @@ def test_query_is_read_only_and_cannot_touch_other_files(sandbox, cli_env, tmp_p
         "SET enable_external_access = true",
         "DELETE FROM billing.past_due_snapshots",
     ):
-        result = cli("query", sql, cwd=tmp_path, env=cli_env(sandbox))
+        result = query(sql)
         assert result.returncode == 1, (sql, result.stdout)
         assert "query failed" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "out.csv").exists()
-    allowed = cli(
-        "query",
-        f"SELECT content FROM read_text('{secret}')",
-        "--allow-files",
-        cwd=tmp_path,
-        env=cli_env(sandbox),
-    )
+    allowed = query(f"SELECT content FROM read_text('{secret}')", "--allow-files")
     assert allowed.returncode == 0 and "not for SQL" in allowed.stdout
-    empty = cli(
-        "query",
-        "SELECT * FROM billing.past_due_snapshots WHERE false",
-        cwd=tmp_path,
-        env=cli_env(sandbox),
-    )
+    empty = query("SELECT * FROM billing.past_due_snapshots WHERE false")
     assert empty.returncode == 0 and empty.stdout.strip() == "(no rows)"
-    missing = cli(
-        "query", "SELECT 1", "--duckdb-file", "nope.duckdb", cwd=tmp_path, env=cli_env(sandbox)
-    )
+    missing = query("SELECT 1", "--duckdb-file", "nope.duckdb")
     assert missing.returncode == 2 and "nope.duckdb" in missing.stderr
     assert not (tmp_path / "nope.duckdb").exists()
 

@@ -120,12 +120,15 @@ def test_unreachable_host(runner):
 @pytest.mark.parametrize(
     "credentials, needs",
     [
-        (DocuSignCredentials(auth="token"), "access_token"),
+        (DocuSignCredentials(auth="token"), "no DocuSign credentials are configured"),
+        (DocuSignCredentials(auth="jwt", integration_key="k"), "credentials.user_id"),
         (DocuSignCredentials(auth="legacy", username="u"), "password"),
         (DocuSignCredentials(auth="kerberos"), "is not one of"),
     ],
 )
 def test_incomplete_credentials_are_configuration_errors(runner, credentials, needs):
+    """None set says so (and how to try the sandbox) instead of naming one field of the default
+    method; some set names exactly the missing ones."""
     exit_code, message = _failure(runner, credentials=credentials)
     assert exit_code == EXIT_CONFIG and needs in message
 

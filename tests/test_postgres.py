@@ -126,14 +126,6 @@ def expected_items(account_id: str, invoice: dict[str, Any]) -> list[tuple]:
 
 
 # fixtures ----------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    with (
-        PostgresServer() as server
-    ):  # raises PostgresNotInstalled (with the install hint) if missing
-        yield server
-
-
 _DATABASES = itertools.count(1)
 
 

@@ -198,3 +198,6 @@ def test_demo_then_report_out_reports(tmp_path: Path, capsys: pytest.CaptureFixt
     assert not (tmp_path / "docusign_billing.duckdb").exists()  # the real file is never created
     written = {p.name for p in (tmp_path / "reports").iterdir()}
     assert {"report.html", "aging_by_currency.png", "past_due_current.csv"} <= written
+    # the demo loads the billing history: its two views have their sections on the page too
+    page = (tmp_path / "reports" / "report.html").read_text(encoding="utf-8")
+    assert "(collections_monthly)</h2>" in page and "(invoice_payments)</h2>" in page

@@ -90,12 +90,37 @@ def _require(credentials: DocuSignCredentials, *fields: str) -> list[str]:
     """The values of `fields`, in order; a `ConfigError` naming every one that is not set."""
     values = [getattr(credentials, f) for f in fields]
     missing = [f for f, value in zip(fields, values) if not value]
+    if missing and not _any_credential_set(credentials):
+        raise ConfigError(
+            f"no DocuSign credentials are configured: set [{SECTION}] in .dlt/secrets.toml or the"
+            f" environment (README: Configuring real DocuSign), or run `docusign-billing demo` for the sandbox"
+        )
     if missing:
         names = ", ".join(f"{SECTION}.{f}" for f in missing)
         raise ConfigError(
             f'auth = "{credentials.auth}" needs {names} (in .dlt/secrets.toml or the environment)'
         )
     return values
+
+
+# The fields that only a user sets: `auth` has a default, the OAuth host and scopes too.
+CREDENTIAL_FIELDS = (
+    "access_token",
+    "username",
+    "password",
+    "integrator_key",
+    "integration_key",
+    "user_id",
+    "private_key",
+    "private_key_path",
+    "client_id",
+    "client_secret",
+    "refresh_token",
+)
+
+
+def _any_credential_set(credentials: DocuSignCredentials) -> bool:
+    return any(getattr(credentials, name) for name in CREDENTIAL_FIELDS)
 
 
 def _private_key(credentials: DocuSignCredentials) -> str:
