@@ -21,7 +21,7 @@ declare -A FILE=(
 # subprocess import the unmutated code, so they cannot kill a mutant). Every id must still
 # exist: the script stops before mutating if one does not collect.
 declare -A TESTS=(
-  [parse]="tests/test_parse.py"
+  [parse]="tests/test_parse.py tests/test_tables.py"
   [client]="tests/test_client.py
     tests/test_http.py::test_burst_headers_slow_the_client_before_it_is_throttled
     tests/test_http.py::test_hourly_budget_spent_for_long_fails_fast_without_sending

@@ -320,8 +320,12 @@ def test_a_request_is_tried_max_attempts_times_and_asks_for_json():
 def _within(seconds, call):
     """`call()`'s result, failing if it takes longer than `seconds` (a wait on an event)."""
     done, result = threading.Event(), []
-    thread = threading.Thread(target=lambda: (result.append(call()), done.set()), daemon=True)
-    thread.start()
+
+    def run():
+        result.append(call())
+        done.set()
+
+    threading.Thread(target=run, daemon=True).start()
     assert done.wait(seconds), f"not done within {seconds} s"
     return result[0]
 

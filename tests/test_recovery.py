@@ -48,7 +48,7 @@ def _pipeline(tmp_path: Path) -> dlt.Pipeline:
 
 def _rows(pipeline: dlt.Pipeline, sql: str) -> list[tuple]:
     with pipeline.sql_client() as client:
-        return [tuple(row) for row in client.execute_sql(sql)]
+        return [tuple(row) for row in client.execute_sql(sql) or []]
 
 
 def _count(pipeline: dlt.Pipeline, table: str, load_id: str) -> int:

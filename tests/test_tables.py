@@ -150,7 +150,7 @@ def test_a_resource_without_items_on_both_paths(as_bytes):
         ]
     }
     charges = RESOURCES["billing_charges"]
-    bodies = {"a1": body, "a2": {"billingChargeItems": []}}
+    bodies: dict[str, dict] = {"a1": body, "a2": {"billingChargeItems": []}}
     responses = [_response(a, b, as_bytes=True) for a, b in bodies.items()]
     assert read_known(responses, charges) is not None  # the Arrow path takes them
     batch = _build(bodies, as_bytes, charges)
