@@ -8,6 +8,7 @@ prove it is not admitted (an admitted one is through in microseconds), one that 
 gets 5 s.
 """
 
+import json
 import threading
 import time
 
@@ -24,6 +25,7 @@ from sources.docusign_billing.client import (
     _api_error,
     account_path,
     next_uri_of,
+    throttle_code,
     validate_base_url,
 )
 from sources.docusign_billing.errors import ApiError, AuthError, ConfigError
@@ -425,3 +427,44 @@ def test_a_uri_naming_another_host_is_never_followed():
         with pytest.raises(ApiError, match="not followed") as error:
             client.resolve(uri, ACCOUNT)
         assert error.value.account_id == ACCOUNT
+
+
+def _throttled(code, status=400):
+    return _response(status, body=json.dumps({"errorCode": code, "message": "slow down"}).encode())
+
+
+def test_only_docusigns_throttling_codes_are_throttling():
+    """Removed to see it fail: the `THROTTLE_CODES` check of `throttle_code` (every error code
+    would be retried as a throttle)."""
+    assert throttle_code(_throttled("BURST_APIINVOCATION_LIMIT_EXCEEDED")) == (
+        "BURST_APIINVOCATION_LIMIT_EXCEEDED"
+    )
+    assert throttle_code(_throttled("HOURLY_APIINVOCATION_LIMIT_EXCEEDED", 429)) is not None
+    assert throttle_code(_throttled("USER_LACKS_PERMISSIONS")) is None
+    assert throttle_code(_throttled("BURST_APIINVOCATION_LIMIT_EXCEEDED", 200)) is None
+
+
+def test_a_burst_400_waits_out_the_burst_window():
+    """DocuSign's burst 400 carries no `X-BurstLimit-*` headers: the gate takes the budget as spent
+    from then on, asks dlt to wait until the window surely ended, and holds new requests as long.
+
+    Removed to see it fail: the code handed to `_observe_burst`, the burst branch of the
+    `Retry-After` (or its arithmetic), the `+ 1` whole second of a reset under a second away."""
+    gate = RateLimitGate(burst_window=30.0)
+    waits = gate.observe(_throttled("BURST_APIINVOCATION_LIMIT_EXCEEDED")).headers["Retry-After"]
+    assert waits in ("30", "31")  # 30 s less the microseconds since, rounded up to whole seconds
+    gate = RateLimitGate(burst_window=1.0)
+    gate.observe(_throttled("BURST_APIINVOCATION_LIMIT_EXCEEDED"))
+    done, result = _acquire_in_thread(gate)
+    assert not done.wait(BLOCKED)  # the budget is spent until the window ends
+    assert done.wait(ADMITTED) and result == [True]
+    soon = gate.observe(_response(429, remaining=0, reset=time.time() + 0.5))
+    assert soon.headers["Retry-After"] == "1"
+
+
+def test_a_base_url_that_is_not_http_names_an_example():
+    with pytest.raises(ConfigError) as error:
+        validate_base_url("ftp://x")
+    assert str(error.value) == (
+        f"base_url 'ftp://x' is not an http(s) URL like {settings.DEFAULT_BASE_URL}"
+    )
