@@ -19,6 +19,8 @@ from sources.docusign_billing.parse import (
     parse_decimal,
     parse_extra,
     parse_integer,
+    parse_private_extra,
+    parse_text,
     parse_timestamp,
 )
 from sources.docusign_billing.sandbox.data import account_id_for, generate_response
@@ -222,6 +224,18 @@ def test_integer_forms_and_rejections_say_why():
         with pytest.raises(ValueError) as error:
             parse_integer(value)
         assert str(error.value) == reason, value
+
+
+def test_text_and_private_json_rules():
+    """Removed to see it fail: `parse_text`'s refusal of structures and its text of a number;
+    `_without_sensitive` inside lists."""
+    assert parse_text("N-1") == "N-1" and parse_text(7) == "7" and parse_text(None) is None
+    for value, kind in [(["N-1"], "list"), ({"n": 1}, "dict")]:
+        with pytest.raises(ValueError) as error:
+            parse_text(value)
+        assert str(error.value) == f"expected text, got {kind}"
+    private = [{"cardNumber": "4111", "seats": [{"bankCode": "x", "n": 1}]}]
+    assert parse_private_extra(private) == '[{"seats": [{"n": 1}]}]'
 
 
 def test_extra_fields_keep_their_json_text():
