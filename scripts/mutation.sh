@@ -6,7 +6,7 @@
 #   bash scripts/mutation.sh                       # parse client recovery tables
 #   bash scripts/mutation.sh client                # one module; then `cd .mutation/client && mutmut results`
 #   bash scripts/mutation.sh client 'sources.docusign_billing.client.xǁRateLimitGateǁ*'
-#                                                  # only these mutants (mutmut's names or globs)
+#                                                  # only these mutants, afresh in .mutation/client-named
 # MUTATION_NICE (default 19) and MUTATION_CHILDREN (default 1) keep it from crowding the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,11 +53,10 @@ for module in "${modules[@]}"; do
   .venv/bin/python -m pytest --collect-only -q -p no:randomly ${TESTS[$module]} > /dev/null \
     || { echo "mutation: a test selected for $module does not exist (scripts/mutation.sh)" >&2; exit 2; }
   work=".mutation/$module"
-  if [ -z "${names[*]:-}" ]; then
-    rm -rf "$work" && mkdir -p "$work"
-  fi
-  mkdir -p "$work"
-  rm -rf "$work/sources" "$work/pipelines" "$work/tests"
+  # named mutants run in a folder of their own, from scratch: in an existing run mutmut 3.8
+  # keeps earlier verdicts and coverage, so a test added since would not be run
+  [ -z "${names[*]:-}" ] || work=".mutation/$module-named"
+  rm -rf "$work" && mkdir -p "$work"
   cp -r sources pipelines tests pyproject.toml "$work/"
   find "$work" -name __pycache__ -prune -exec rm -rf {} +
   {
@@ -67,7 +66,8 @@ for module in "${modules[@]}"; do
     echo "    pipelines"
     echo "only_mutate = ${FILE[$module]}"
     # a mutant that makes a test wait for ever (a gate that never admits) is cut at 5x the
-    # tests' clean run time instead of mutmut's 15x: minutes per such mutant otherwise
+    # tests' clean run time instead of mutmut's 15x: minutes per such mutant otherwise, and
+    # mutmut's late SIGXCPU to a finished child's reused pid stays unlikely (tests/MUTATION.md)
     echo "timeout_multiplier = 5"
     echo "pytest_add_cli_args_test_selection ="
     for arg in ${TESTS[$module]}; do echo "    $arg"; done
