@@ -468,3 +468,16 @@ def test_a_base_url_that_is_not_http_names_an_example():
     assert str(error.value) == (
         f"base_url 'ftp://x' is not an http(s) URL like {settings.DEFAULT_BASE_URL}"
     )
+
+
+def test_an_answer_is_returned_with_its_content_type_and_any_4xx_is_an_error():
+    """Removed to see it fail: the content type handed to `RawBody` (it picks the charset), `>=`
+    of the error check (a 400 would be returned as a body)."""
+    with Sandbox(accounts=1, seed=3) as api:
+        client = _client(api)
+        body = client.get(_plan(api), api.account_ids[0])
+        assert body.content_type.startswith("application/json"), body.content_type
+        api.deny_admin(api.account_ids[0])
+        with pytest.raises(ApiError) as error:
+            client.get(_plan(api), api.account_ids[0])
+        assert error.value.status == 400
