@@ -152,7 +152,8 @@ def load(
         info = pipeline.load()
         # the load has committed: what follows may warn, never fail the run
         try:
-            refresh_views(pipeline)  # reporting views follow the tables (pipelines/views.py)
+            # reporting views follow the tables (pipelines/views.py)
+            refresh_views(pipeline, any(package.schema_update for package in info.load_packages))
         except Exception as ex:
             progress(f"loaded; the reporting views could not be refreshed ({explain(ex)[1]})")
         return info

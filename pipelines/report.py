@@ -73,7 +73,7 @@ def read_views(pipeline: dlt.Pipeline, as_of: datetime | None = None) -> ReportD
     dialect = pipeline.destination.capabilities().sqlglot_dialect
     frames: dict[str, pd.DataFrame] = {}
     with pipeline.sql_client() as client:
-        names = views.qualified_names(client, views.BASE_TABLES)
+        names = views.qualified_names(client, views.base_tables())
         for name in views.VIEW_NAMES:
             billing = not set(views.tables_read(name)) <= set(views.PAST_DUE_TABLES)
             try:

@@ -13,8 +13,11 @@ state at an earlier run (`as_of`) and for destinations that cannot hold views (f
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 import dlt
@@ -274,11 +277,16 @@ def _parse(sql: str) -> exp.Expr:
     return parsed
 
 
-def _relations_read(name: str) -> list[str]:
+def _relations_read(name: str) -> tuple[str, ...]:
     """The tables and views the view's definition names (its own CTEs aside)."""
-    select = _parse(_view(name).sql)
+    return _relations_in(_view(name).sql)
+
+
+@cache  # each definition is parsed once per process
+def _relations_in(sql: str) -> tuple[str, ...]:
+    select = _parse(sql)
     ctes = {cte.alias for cte in select.find_all(exp.CTE)}
-    return sorted({table.name for table in select.find_all(exp.Table)} - ctes)
+    return tuple(sorted({table.name for table in select.find_all(exp.Table)} - ctes))
 
 
 def views_read(name: str) -> list[str]:
@@ -297,8 +305,14 @@ def tables_read(name: str) -> list[str]:
 
 PAST_DUE_TABLES = (settings.INVOICES_TABLE, settings.SNAPSHOTS_TABLE)
 """The tables of the `past_due` resource: the views over them only are the report's core."""
-BASE_TABLES = tuple(sorted({table for name in VIEW_NAMES for table in tables_read(name)}))
-"""Every table the views read; a view exists once its own tables (`tables_read`) are loaded."""
+
+
+def base_tables() -> tuple[str, ...]:
+    """Every table the views read; a view exists once its own tables (`tables_read`) are loaded.
+
+    A function, not a constant: it parses every definition, which a run needs only when the
+    views' statements are not cached (`refresh_views`)."""
+    return tuple(sorted({table for name in VIEW_NAMES for table in tables_read(name)}))
 
 
 def _generate(expression: exp.Expr, dialect: str | None) -> str:
@@ -382,9 +396,9 @@ def _with_tables(sql: str, qualified_names: dict[str, str], dialect: str | None)
 def invoices_relation(pipeline: dlt.Pipeline, client: SqlClientBase[Any]) -> str:
     """The invoices' SCD2 history to select from: the table, or on the filesystem destination
     the history rebuilt from the runs' rows (`pipelines/filesystem.py`)."""
-    names = qualified_names(client, BASE_TABLES)
     if not is_filesystem(pipeline):
-        return names[settings.INVOICES_TABLE]
+        return client.make_qualified_table_name(settings.INVOICES_TABLE)
+    names = qualified_names(client, base_tables())
     return f"({_with_tables(HISTORY_FROM_RUNS, names, SOURCE_DIALECT)}) AS invoices"
 
 
@@ -393,37 +407,112 @@ def qualified_names(client: SqlClientBase[Any], names: tuple[str, ...]) -> dict[
     return {name: client.make_qualified_table_name(name) for name in names}
 
 
-def refresh_views(pipeline: dlt.Pipeline) -> None:
+def refresh_views(pipeline: dlt.Pipeline, tables_changed: bool = False) -> None:
     """Creates or replaces every view in the pipeline's dataset; idempotent, cheap (DDL only).
 
     Called after every successful load, so a view follows the tables' columns (`past_due_current`
     carries every invoice column, also those a run added). Skips each view whose tables are not
     loaded (yet), and does nothing on destinations without views (filesystem: `view_query`).
+    The DDL is generated once (`_Refreshed`) and runs again only when it or the schema of the
+    tables changed since the last refresh, or a view is missing in the dataset.
+
+    Args:
+        pipeline: The pipeline whose dataset holds the views.
+        tables_changed: The load changed tables in the destination (dlt's applied schema
+            update, e.g. a new destination or dataset): the DDL runs whatever was recorded.
     """
     if is_filesystem(pipeline):
         return  # files read through an in-memory DuckDB: nothing to keep views in
-    loaded = set(pipeline.default_schema.data_table_names())
-    creatable = [name for name in VIEW_NAMES if set(tables_read(name)) <= loaded]
-    if not creatable:
-        return
+    loaded = tuple(sorted(pipeline.default_schema.data_table_names()))
     dialect = pipeline.destination.capabilities().sqlglot_dialect
+    schema_hash = pipeline.default_schema.version_hash
     with pipeline.sql_client() as client:
-        names = qualified_names(client, BASE_TABLES + VIEW_NAMES)
-        statements = [view_ddl(name, names, dialect) for name in creatable]
+        names = qualified_names(client, loaded + VIEW_NAMES)
+        key = _statements_key(names, dialect)
+        last = _Refreshed.read(pipeline)
+        if last is None or last.key != key:
+            creatable = [name for name in VIEW_NAMES if set(tables_read(name)) <= set(loaded)]
+            last = _Refreshed(key, "", {name: view_ddl(name, names, dialect) for name in creatable})
+        elif (
+            not tables_changed
+            and last.schema_hash == schema_hash
+            and _views_exist(client, last.statements)
+        ):
+            return  # nothing changed since the last refresh
+        _create(pipeline, client, names, last.statements)
+        _Refreshed(key, schema_hash, last.statements).write(pipeline)
+
+
+def _create(
+    pipeline: dlt.Pipeline, client: SqlClientBase[Any], names: dict[str, str], ddl: dict[str, str]
+) -> None:
+    try:
+        for statement in ddl.values():
+            client.execute_sql(statement)
+    except DatabaseException:
+        # PostgreSQL replaces a view only if its columns stay (new ones may come last): when an
+        # upgrade of this project changes a view's columns, the views are dropped and created
         try:
-            for statement in statements:
+            for name in reversed(ddl):
+                client.execute_sql(f"DROP VIEW IF EXISTS {names[name]}")
+            for statement in ddl.values():
                 client.execute_sql(statement)
-        except DatabaseException:
-            # PostgreSQL replaces a view only if its columns stay (new ones may come last): when an
-            # upgrade of this project changes a view's columns, the views are dropped and created
-            try:
-                for name in reversed(creatable):
-                    client.execute_sql(f"DROP VIEW IF EXISTS {names[name]}")
-                for statement in statements:
-                    client.execute_sql(statement)
-            except DatabaseException as ex:
-                reason = (str(ex).strip().splitlines() or [type(ex).__name__])[0]
-                raise ViewsError(
-                    "the run's data is loaded, but the reporting views could not be created"
-                    f" in {pipeline.destination.destination_name}: {reason}"
-                ) from ex
+        except DatabaseException as ex:
+            reason = (str(ex).strip().splitlines() or [type(ex).__name__])[0]
+            raise ViewsError(
+                "the run's data is loaded, but the reporting views could not be created"
+                f" in {pipeline.destination.destination_name}: {reason}"
+            ) from ex
+
+
+@dataclass(frozen=True)
+class _Refreshed:
+    """The last refresh, kept in the pipeline's local state (never sent to the destination)."""
+
+    key: str
+    """`_statements_key` of the DDL."""
+    schema_hash: str
+    """The dlt schema's `version_hash` when the DDL ran: it changes with the tables' columns."""
+    statements: dict[str, str]
+    """View name -> its `CREATE OR REPLACE VIEW`, for the views whose tables were loaded."""
+
+    STATE_KEY = "docusign_billing_views"
+
+    @classmethod
+    def read(cls, pipeline: dlt.Pipeline) -> _Refreshed | None:
+        try:
+            return cls(**pipeline.get_local_state_val(cls.STATE_KEY))
+        except (KeyError, TypeError):
+            return None  # never refreshed, or by a version of this project that kept other fields
+
+    def write(self, pipeline: dlt.Pipeline) -> None:
+        pipeline.set_local_state_val(
+            self.STATE_KEY,
+            {"key": self.key, "schema_hash": self.schema_hash, "statements": self.statements},
+        )
+
+
+def _statements_key(names: dict[str, str], dialect: str | None) -> str:
+    """What the views' DDL depends on: the definitions, the dialect, sqlglot's version, the
+    qualified names of the views and of the loaded tables (which also says which views exist)."""
+    described = [
+        [(v.name, v.sql) for v in VIEWS],
+        dialect,
+        sqlglot.__version__,
+        sorted(names.items()),
+    ]
+    return hashlib.sha256(json.dumps(described).encode()).hexdigest()
+
+
+def _views_exist(client: SqlClientBase[Any], ddl: dict[str, str]) -> bool:
+    """Whether every view of `ddl` is in the dataset (the destination may have been replaced,
+    or a view dropped, since the last refresh). Any doubt answers no: the views are created."""
+    try:
+        rows = client.execute_sql(
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_schema = %s AND table_type = 'VIEW'",
+            client.dataset_name,
+        )
+    except DatabaseException:
+        return False
+    return set(ddl) <= {row[0] for row in rows or []}

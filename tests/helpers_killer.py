@@ -18,7 +18,8 @@ Kill points:
                     extracted copy (the window dlt's own log calls "do not kill this process")
   load-copy:TABLE   after the INSERT of TABLE's file committed in DuckDB (the table itself for
                     append, its staging table for merge), before dlt records the job as done
-  load-merge        after the SCD2 merge SQL committed in DuckDB, before dlt records the job
+  load-merge[:TABLE] after the merge SQL of TABLE (default past_due_invoices) committed in
+                    DuckDB, before dlt records the job
   load-complete     after the `_dlt_loads` row was written, before the package is archived
   load-pause:SECS   no kill: sleeps SECS inside the load (DuckDB file open) after printing
                     "paused in load" on stderr, so another process can collide with it
@@ -81,24 +82,24 @@ def arm(point: str) -> None:
 
         _after(DocuSignClient, "get")
     elif step == "summary":
-        import pipelines.cli
+        import pipelines.docusign_billing_pipeline as run_module  # the CLI imports it per command
 
-        summarize = pipelines.cli.summarize
+        summarize = run_module.summarize
 
         def signalled(pipeline: Any) -> Any:
             _die()
             return summarize(pipeline)
 
-        pipelines.cli.summarize = signalled
+        run_module.summarize = signalled
     elif step == "summary-fails":
         from dlt.destinations.exceptions import DatabaseTransientException
 
-        import pipelines.cli
+        import pipelines.docusign_billing_pipeline as run_module
 
         def failing(pipeline: Any) -> Any:
             raise DatabaseTransientException(RuntimeError("the destination went away"))
 
-        pipelines.cli.summarize = failing
+        run_module.summarize = failing
     elif step in ("normalize-mid", "normalize-commit", "load-complete"):
         _after(*_target(step))
     elif step == "load-copy":
@@ -106,7 +107,8 @@ def arm(point: str) -> None:
     elif step == "load-merge":
         from dlt.destinations.sql_jobs import SqlMergeFollowupJob  # noqa: F401 (runs SqlLoadJob.run)
 
-        _after(*_target(step), lambda job: "past_due_invoices" in job.file_name())
+        table = argument or "past_due_invoices"
+        _after(*_target(step), lambda job: job.file_name().startswith(f"{table}."))
     elif step == "load-pause":
         import time
 

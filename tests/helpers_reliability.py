@@ -33,6 +33,35 @@ def with_repo_on_path(env: dict[str, str]) -> dict[str, str]:
     return {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))}
 
 
+def windows_asked(api, resource: str, account_id: str) -> list[tuple[str, str]]:
+    """The (`from_date`, `to_date`) windows of `resource` the sandbox answered for an account, in
+    order (each window's first page: the others carry a `start_position`)."""
+    return [
+        (r["query"]["from_date"], r["query"]["to_date"])
+        for r in api.requests
+        if r["resource"] == resource
+        and r["account_id"] == account_id
+        and r["status"] == 200
+        and "start_position" not in r["query"]
+    ]
+
+
+def unrecorded_jobs(working: Path, table: str) -> list[str]:
+    """Load jobs of `table` that dlt started but recorded no outcome for, in the pipeline folder
+    `working`: what a kill right after a committed COPY leaves. Only package folders are read
+    (a kill inside dlt's atomic write leaves a temp file beside them)."""
+    packages = [
+        p for p in (working / "load" / "normalized").iterdir() if (p / "started_jobs").is_dir()
+    ]
+    return [
+        job.name
+        for package in packages
+        for job in (package / "started_jobs").iterdir()
+        if job.name.startswith(f"{table}.")
+        and not (package / ".pending_transitions" / job.name).exists()
+    ]
+
+
 def columns(runner, table: str) -> list[str]:
     return [
         name

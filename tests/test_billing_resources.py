@@ -13,6 +13,7 @@ from sources.docusign_billing.dictionary import all_tables, render
 from sources.docusign_billing.sandbox import Sandbox
 from sources.docusign_billing.sandbox.ledger import month_of
 from tests.conftest import REPO, Runner
+from tests.helpers_reliability import windows_asked
 
 NEW = ("billing_invoices", "billing_payments", "billing_plan", "billing_charges")
 TODAY = datetime.now(UTC).date()
@@ -20,14 +21,6 @@ TODAY = datetime.now(UTC).date()
 
 def _requests(api, resource):
     return [r for r in api.requests if r["resource"] == resource and r["status"] == 200]
-
-
-def _windows(api, resource, account_id):
-    return [
-        (r["query"]["from_date"], r["query"]["to_date"])
-        for r in _requests(api, resource)
-        if r["account_id"] == account_id and "start_position" not in r["query"]
-    ]
 
 
 def _issued_since(api, account_id, start):
@@ -58,14 +51,14 @@ def test_backfill_then_incremental_runs_fetch_only_new_windows(billing, tmp_path
     runner = Runner(billing, tmp_path)
     runner.run(resources=["billing_invoices", "billing_payments"])
     account = billing.account_ids[0]
-    first = _windows(billing, "billing_invoices", account)
+    first = windows_asked(billing, "billing_invoices", account)
     assert first[0][0] == _history_start().isoformat() and first[-1][1] == TODAY.isoformat()
     for (_start, end), (following, _) in zip(first, first[1:]):
         assert date.fromisoformat(following) == date.fromisoformat(end) + timedelta(days=1)
     assert all(
         (date.fromisoformat(end) - date.fromisoformat(start)).days < 365 for start, end in first
     )
-    assert _windows(billing, "billing_payments", account) == first
+    assert windows_asked(billing, "billing_payments", account) == first
     loaded = {
         i
         for (i,) in runner.rows(
@@ -78,8 +71,12 @@ def test_backfill_then_incremental_runs_fetch_only_new_windows(billing, tmp_path
     runner.run(resources=["billing_invoices", "billing_payments"])
     lookback = (TODAY - timedelta(days=settings.LOOKBACK_DAYS)).isoformat()
     for account_id in billing.account_ids:
-        assert _windows(billing, "billing_invoices", account_id) == [(lookback, TODAY.isoformat())]
-        assert _windows(billing, "billing_payments", account_id) == [(lookback, TODAY.isoformat())]
+        assert windows_asked(billing, "billing_invoices", account_id) == [
+            (lookback, TODAY.isoformat())
+        ]
+        assert windows_asked(billing, "billing_payments", account_id) == [
+            (lookback, TODAY.isoformat())
+        ]
     expected = sum(len(_issued_since(billing, a, _history_start())) for a in billing.account_ids)
     assert runner.rows(
         "SELECT count(*), count(DISTINCT (account_id, invoice_id)) FROM billing.billing_invoices"
@@ -117,7 +114,9 @@ def test_late_payment_is_picked_up_through_the_look_back_without_duplicates(tmp_
         api.advance(20)  # the ledger's late payment happens
         api.requests.clear()
         runner.run(**incremental)
-        assert len(_windows(api, "billing_invoices", account)) == 1  # only the look-back window
+        assert (
+            len(windows_asked(api, "billing_invoices", account)) == 1
+        )  # only the look-back window
         assert runner.rows(f"SELECT balance FROM billing.billing_invoices {where}") == [(0,)]
         assert runner.rows("SELECT count(*) FROM billing.billing_payments")[0][0] > payments_before
         for table, key in (("billing_invoices", "invoice_id"), ("billing_payments", "payment_id")):
@@ -223,9 +222,9 @@ def test_a_failing_resource_is_recorded_and_its_state_not_advanced(billing, tmp_
     ) == [(True,)]
     billing.requests.clear()
     runner.run(resources=["billing_invoices", "billing_payments"])
-    assert _windows(billing, "billing_payments", account)[0][0] == _history_start().isoformat()
+    assert windows_asked(billing, "billing_payments", account)[0][0] == _history_start().isoformat()
     lookback = (TODAY - timedelta(days=settings.LOOKBACK_DAYS)).isoformat()
-    assert _windows(billing, "billing_invoices", account) == [(lookback, TODAY.isoformat())]
+    assert windows_asked(billing, "billing_invoices", account) == [(lookback, TODAY.isoformat())]
 
 
 def test_demo_loads_every_resource_and_the_dictionary_matches_the_destination(tmp_path):

@@ -39,8 +39,8 @@ def cli_in_process(monkeypatch, capsys, *args: str, env: dict[str, str]):
     capsys.readouterr()
     try:
         code = command_line.main(list(args))
-    except SystemExit as ex:  # argparse refusing an argument
-        code = ex.code
+    except SystemExit as ex:  # argparse refusing an argument (its code is an int)
+        code = ex.code if isinstance(ex.code, int) else -1
     captured = capsys.readouterr()
     return subprocess.CompletedProcess(args, code, captured.out, captured.err)
 

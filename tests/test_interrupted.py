@@ -42,6 +42,7 @@ from tests.helpers_reliability import (
     assert_consistent,
     content,
     current_invoices,
+    unrecorded_jobs,
     with_repo_on_path,
 )
 
@@ -202,18 +203,9 @@ def _assert_kill_hit_its_window(tmp_path: Path, point: str) -> None:
         normalized = {p.name for p in (working / "load" / "normalized").iterdir()}
         assert extracted & normalized, (extracted, normalized)
     elif point.startswith("load-copy:"):
-        table = point.split(":", 1)[1]
-        packages = [
-            p for p in (working / "load" / "normalized").iterdir() if (p / "started_jobs").is_dir()
-        ]
-        unrecorded = [
-            job.name
-            for package in packages
-            for job in (package / "started_jobs").iterdir()
-            if job.name.startswith(f"{table}.")
-            and not (package / ".pending_transitions" / job.name).exists()
-        ]
-        assert unrecorded, "the kill did not land between the committed COPY and dlt recording it"
+        assert unrecorded_jobs(working, point.split(":", 1)[1]), (
+            "the kill did not land between the committed COPY and dlt recording it"
+        )
     elif point == "normalize-mid":
         extracted = {p.name for p in (working / "normalize" / "extracted").iterdir()}
         written = {

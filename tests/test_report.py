@@ -139,6 +139,8 @@ def test_filesystem_destination_loads_every_table_as_parquet_and_reports_its_his
     two_accounts.set_response(b, body("EUR", B_BOTH))
     run()
     two_accounts.set_response(a, body("USD", A_SECOND))
+    latest = two_accounts.ledger(a).all_invoices(two_accounts.today)[-1].invoice_id
+    two_accounts.set_invoice_items(a, latest, keep=0)  # no merge there: no marker row stored
     run()
     run()  # unchanged
     for table in (settings.INVOICES_TABLE, settings.ITEMS_TABLE, settings.SNAPSHOTS_TABLE):
@@ -177,6 +179,10 @@ def test_filesystem_destination_loads_every_table_as_parquet_and_reports_its_his
         .fetchall()[0][0]
     )
     assert appended > invoiced[1]  # the later runs appended rows again
+    items = f"'{lake_files}/billing_invoices__invoice_items/*.parquet'"
+    assert duckdb.connect().execute(
+        f"SELECT count(*), count(_clears_items) FROM {items} WHERE invoice_id = '{latest}'"
+    ).fetchall() == [(2, 0)]  # its first version's two items, no marker (join on the version)
     payments = data.frames["invoice_payments"]
     assert payments["invoice_id"].nunique() == invoiced[1]
     assert not payments.duplicated(["account_id", "invoice_id", "payment_id"]).any()

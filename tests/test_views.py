@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import duckdb
 import pytest
@@ -111,7 +112,7 @@ def test_invoice_resolution_tells_when_an_invoice_left_the_list(two_runs: tuple)
 def test_view_query_as_of_the_first_run_reports_that_runs_state(two_runs: tuple) -> None:
     engine, a, b, first, _ = two_runs
     with engine.make().sql_client() as client:
-        names = views.qualified_names(client, views.BASE_TABLES)
+        names = views.qualified_names(client, views.base_tables())
         dialect = engine.make().destination.capabilities().sqlglot_dialect
         aging = [
             tuple(row)
@@ -132,7 +133,7 @@ def test_view_query_as_of_the_first_run_reports_that_runs_state(two_runs: tuple)
 def test_view_query_without_as_of_equals_the_view(two_runs: tuple) -> None:
     engine = two_runs[0]
     with engine.make().sql_client() as client:
-        names = views.qualified_names(client, views.BASE_TABLES)
+        names = views.qualified_names(client, views.base_tables())
         dialect = engine.make().destination.capabilities().sqlglot_dialect
         for name in views.VIEW_NAMES:
             query = views.view_query(name, names, dialect)
@@ -157,6 +158,33 @@ def test_views_are_recreated_when_a_run_adds_a_column(engine: Engine) -> None:
     assert sorted(row for row in rows if row[0] == b) == [(b, "INV-5", None), (b, "INV-6", None)]
 
 
+def test_an_unchanged_run_keeps_the_views_and_one_dropped_is_created_again(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The views' DDL runs again only when it, the tables' columns or the views in the dataset
+    changed (part of a run's start-up, issue #12): not on an unchanged rerun, but after a view
+    was dropped. Fails if `refresh_views` skips without checking that the views exist."""
+    a, b = engine.sandbox.account_ids
+    engine.sandbox.set_response(a, body("USD", A_FIRST))
+    engine.sandbox.set_response(b, body("EUR", B_BOTH))
+    engine.run()
+    present = engine.views_present()
+    created: list[dict[str, str]] = []
+    create = views._create
+
+    def counted(*args: Any) -> None:
+        created.append(args[3])
+        create(*args)
+
+    monkeypatch.setattr(views, "_create", counted)
+    engine.run()
+    assert created == [] and engine.views_present() == present
+    with engine.make().sql_client() as client:
+        client.execute_sql(f"DROP VIEW {settings.DATASET_NAME}.past_due_daily")
+    engine.run()
+    assert len(created) == 1 and engine.views_present() == present
+
+
 def test_days_past_due_do_not_depend_on_the_sessions_time_zone(two_runs: tuple) -> None:
     engine = two_runs[0]
     with engine.make().sql_client() as client:
@@ -174,24 +202,32 @@ def test_days_past_due_do_not_depend_on_the_sessions_time_zone(two_runs: tuple) 
     assert {n: d for n, d in shifted} == {n: days_since(k, second) for n, k in expected.items()}
 
 
-def test_a_view_whose_columns_changed_is_dropped_and_created(engine: Engine) -> None:
+def _older_aging_view(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An earlier version of this project whose `past_due_aging` had other columns."""
+    old = views.View("past_due_aging", "an older definition", "SELECT 1 AS old_column")
+    monkeypatch.setattr(
+        views, "VIEWS", tuple(old if v.name == old.name else v for v in views.VIEWS)
+    )
+
+
+def test_a_view_whose_columns_changed_is_dropped_and_created(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An older definition with other columns (an upgrade): PostgreSQL refuses to replace it."""
     a, b = engine.sandbox.account_ids
     engine.sandbox.set_response(a, body("USD", A_FIRST))
     engine.sandbox.set_response(b, body("EUR", B_BOTH))
+    _older_aging_view(monkeypatch)
     engine.run()
-    with engine.make().sql_client() as client:
-        client.execute_sql(f"DROP VIEW {settings.DATASET_NAME}.past_due_aging")
-        client.execute_sql(
-            f"CREATE OR REPLACE VIEW {settings.DATASET_NAME}.past_due_aging AS SELECT 1 AS old_column"
-        )
+    assert engine.view("past_due_aging", "*", order="1") == [(1,)]
+    monkeypatch.undo()  # the upgrade
     engine.run()
     assert engine.view("past_due_aging", "account_id, invoices_total") == sorted([(a, 4), (b, 2)])
 
 
 @pytest.mark.parametrize("engine", ["postgres"], indirect=True)
 def test_views_that_cannot_be_created_are_one_error_saying_the_data_is_loaded(
-    engine: Engine,
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An old view with other columns that a user's own view depends on: PostgreSQL can neither
     replace nor drop it. The run's data is in, so the run does not fail (issue #13: nothing after
@@ -199,14 +235,14 @@ def test_views_that_cannot_be_created_are_one_error_saying_the_data_is_loaded(
     a, b = engine.sandbox.account_ids
     engine.sandbox.set_response(a, body("USD", A_FIRST))
     engine.sandbox.set_response(b, body("EUR", B_BOTH))
+    _older_aging_view(monkeypatch)
     engine.run()
     dataset = settings.DATASET_NAME
     with engine.make().sql_client() as client:
-        client.execute_sql(f"DROP VIEW {dataset}.past_due_aging")
-        client.execute_sql(f"CREATE VIEW {dataset}.past_due_aging AS SELECT 1 AS old_column")
         client.execute_sql(
             f"CREATE VIEW {dataset}.users_own AS SELECT * FROM {dataset}.past_due_aging"
         )
+    monkeypatch.undo()  # the upgrade
     engine.sandbox.set_response(a, body("USD", A_SECOND))
     said: list[str] = []
     engine.run(progress=said.append)
@@ -324,7 +360,7 @@ def test_invoice_payments_takes_the_longest_invoice_number_a_description_names()
         " ('a', 'p4', 'P4', '2024-02-11T10:00:00Z', 5, 'Refund adjustment'),"
         " ('a', 'p5', 'P5', '2024-02-12T10:00:00Z', 9, 'Payment for INV-2')"
     )
-    names = {table: f"ds.{table}" for table in views.BASE_TABLES}
+    names = {table: f"ds.{table}" for table in views.base_tables()}
     query = views.view_query("invoice_payments", names, "duckdb")
     rows = connection.execute(
         f"SELECT invoice_number, payment_id, paid_amount, settled_at FROM ({query}) ORDER BY 1, 2"

@@ -22,7 +22,7 @@ from .loaded import loaded_item_versions
 from .oauth import AccountInfo
 from .resources import RESOURCES, Level, Resource
 from .shapes import ParsedBatch
-from .tables import BatchParser, column_name
+from .tables import CLEARS_ITEMS, BatchParser, column_name
 from .windows import Window, windows
 
 _SCD2: TScd2StrategyDict = {"disposition": "merge", "strategy": "scd2"}
@@ -60,6 +60,16 @@ def current_package() -> tuple[datetime, str | None]:
     except CurrentLoadPackageStateNotAvailable:
         return datetime.now(UTC), None
     return package["state"]["created_at"].astimezone(UTC), package["load_id"]
+
+
+def merges_by_deleting(pipeline: dlt.Pipeline | None) -> bool:
+    """Whether the destination runs dlt's delete-insert merge, which deletes by the marker rows
+    of records without items (`tables.CLEARS_ITEMS`). The filesystem destination (Parquet) has no
+    merge: it appends, and a marker would be stored as an item. Without a destination: True."""
+    destination = pipeline.destination if pipeline is not None else None
+    if destination is None:
+        return True
+    return "delete-insert" in destination.capabilities().supported_merge_strategies
 
 
 def select_resources(names: Any) -> list[Resource]:
@@ -123,8 +133,9 @@ def _transformers(resource: Resource, batches: DltResource) -> list[DltResource]
     result = [batches | record_table]
     if items is not None:
         # items of record versions new to the destination: appended, no staging, for SCD2 (a
-        # version's items never change; `_dlt_load_id` lets `pipelines/recovery.py` remove a
-        # crashed load's rows); for merge, a changed record's items replace its old ones
+        # version's items never change; `_dlt_load_id` lets `recovery.py` remove a crashed
+        # load's rows); for merge, a changed record's items replace its old ones through the
+        # merge key, and a record without items deletes them by its marker row (`CLEARS_ITEMS`)
         item_hints: dict[str, Any] = (
             {"write_disposition": "append", "primary_key": "_dlt_id"}
             if resource.history == "scd2"
@@ -132,6 +143,7 @@ def _transformers(resource: Resource, batches: DltResource) -> list[DltResource]
                 "write_disposition": _REPLAYABLE,
                 "primary_key": "_dlt_id",
                 "merge_key": ("account_id", key),
+                "columns": {CLEARS_ITEMS: {"data_type": "bool", "hard_delete": True}},
             }
         )
 
@@ -249,8 +261,10 @@ def docusign_billing(
             else:
                 fetched = fetch_accounts(targets(), session, resource)
 
+            clears_items = resource.history == "merge" and merges_by_deleting(pipeline)
+
             def new_parser() -> BatchParser:
-                return BatchParser(snapshot_at, load_id, known, resource)
+                return BatchParser(snapshot_at, load_id, known, resource, clears_items)
 
             yield from parsed_batches(fetched, new_parser)
 

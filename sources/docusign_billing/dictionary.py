@@ -12,7 +12,7 @@ import pyarrow as pa
 from . import settings
 from .parse import ARROW_TYPES
 from .resources import RESOURCES, Level, Resource
-from .tables import column_name
+from .tables import CLEARS_ITEMS, column_name
 
 _TYPE_NAMES = {
     pa.string(): "text",
@@ -92,7 +92,7 @@ def resource_tables(resource: Resource) -> list[Table]:
                 items.table,
                 "append, items of versions new to the destination"
                 if resource.history == "scd2"
-                else f"merge: replaced with their {records.label}",
+                else f"merge: replaced with their {records.label}, deleted when it has none",
                 items.meaning,
                 (
                     *item_lead,
@@ -102,6 +102,18 @@ def resource_tables(resource: Resource) -> list[Table]:
                     _text("_dlt_root_id", f"the {records.label} version's `_dlt_id`"),
                     Column("_dlt_list_idx", "bigint", "position in the list"),
                     load_id,
+                    *(
+                        [
+                            Column(
+                                CLEARS_ITEMS,
+                                "boolean",
+                                "always NULL (TRUE only on the marker row that deletes the items"
+                                f" of the {records.label} when it has none; never stored)",
+                            )
+                        ]
+                        if resource.history == "merge"
+                        else []
+                    ),
                 ),
             )
         )

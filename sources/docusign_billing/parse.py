@@ -188,7 +188,9 @@ def is_sensitive(api_field: str) -> bool:
 
 
 # Column forms --------------------------------------------------------------------------------
-_NULL_TEXT = pa.scalar(None, pa.string())
+# not pa.scalar(None): no Python value is converted while this module is imported, so the CLI can
+# keep pyarrow from importing pandas first (pipelines/arrow_without_pandas.py)
+_NULL_TEXT = pa.nulls(1, pa.string())[0]
 _STRICT_TIMESTAMP = (
     r"^\d{4}-\d{2}-\d{2}(?:[T ](?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,9})?)?"
     r"(?:Z|[+-](?:[01]\d|2[0-3]):?[0-5]\d)?)?$"

@@ -37,21 +37,21 @@ class AccountResponse:
     """False when the decoded body may hold text that is not valid Unicode (`text.is_clean`
     could not vouch for its bytes): the parser then checks every string with `text.check_text`."""
 
-    def json_body(self) -> dict[str, Any]:
-        """The body as exact JSON (numbers as `Decimal`); a clear error when it is not an object."""
+    def json_body(self, where: str = "") -> dict[str, Any]:
+        """The body as exact JSON (numbers as `Decimal`); a clear error, naming `where` (default:
+        the account), when it is not an object."""
+        where = where or f"account {self.account_id}"
         if self.body is None and self.raw is not None:
             content = as_utf8(self.raw.content, self.raw.content_type)
             try:
                 body = json.loads(decode(content), parse_float=Decimal)
             except ValueError:
                 raise ResponseError(
-                    f"account {self.account_id}: the response is not valid JSON"
+                    f"{where}: the response is not valid JSON"
                     f" ({self.raw.content_type}, {len(self.raw.content)} bytes)"
                 ) from None
             if not isinstance(body, dict):
-                raise ResponseError(
-                    f"account {self.account_id}: expected a JSON object, got {type(body).__name__}"
-                )
+                raise ResponseError(f"{where}: expected a JSON object, got {type(body).__name__}")
             self.text_checked = is_clean(content)
             self.body = body
         return self.body or {}

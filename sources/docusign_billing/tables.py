@@ -43,6 +43,10 @@ _KEY: Column = ("account_id", _TEXT, False)
 _NAME: Column = ("account_name", _TEXT, True)
 _SNAPSHOT_AT: Column = ("snapshot_at", _UTC, False)
 _VERSION: Column = ("_dlt_id", _TEXT, False)
+CLEARS_ITEMS = "_clears_items"
+"""Items column of a `merge` resource (dlt's `hard_delete` hint): TRUE only on the marker row a
+record without items sends, which deletes the record's earlier items and is itself never stored;
+NULL on every item row (so always NULL in the destination)."""
 _ERRORS = pa.schema(
     [
         pa.field("account_id", _TEXT, False),
@@ -62,6 +66,7 @@ _RESERVED = {
     "_dlt_load_id",
     "_dlt_valid_from",
     "_dlt_valid_to",
+    CLEARS_ITEMS,
     "invoice_count",
 }
 """Columns this package writes besides the API's fields: a new API field never takes their name."""
@@ -232,7 +237,10 @@ class BatchParser:
     instance per batch.
 
     Items of the versions in `loaded_versions` are left out (the destination holds them), and
-    every item row carries the run's `load_id` (`_dlt_load_id`).
+    every item row carries the run's `load_id` (`_dlt_load_id`). With `clears_items` (a `merge`
+    resource on a destination that merges by delete-insert), each record without items adds one
+    marker row to the items (`CLEARS_ITEMS`): its merge deletes the record's earlier items, as the
+    items of a changed record with items replace them through the merge key.
     """
 
     def __init__(
@@ -241,8 +249,10 @@ class BatchParser:
         load_id: str | None = None,
         loaded_versions: pa.Array | None = None,
         resource: Resource = PAST_DUE,
+        clears_items: bool = False,
     ) -> None:
         self.resource = resource
+        self.clears_items = clears_items
         self.snapshot_at = snapshot_at
         self.load_id = load_id
         self.loaded_versions = loaded_versions
@@ -377,9 +387,9 @@ class BatchParser:
         known = read_known(self.responses, self.resource)
         if known is None or not self._flatten_arrow(known):
             for response in self.responses:
-                body = response.json_body()
+                where = f"account {response.account_id}, {self.resource.endpoint}"
+                body = response.json_body(where)
                 if not response.text_checked:
-                    where = f"account {response.account_id}, {self.resource.endpoint}"
                     check_text(body, where, self.resource.record_lists)
                 self._add_record(response.account_id, body, response.account_name)
         record_typed = self.records.typed(self._record_where)
@@ -399,22 +409,28 @@ class BatchParser:
         parents = pa.array(self.item_parents, pa.int64())
         positions = pa.array(self.item_positions, pa.int64())
         item_versions = pc.take(pa.array(versions, _TEXT), parents)
+        trailing = {
+            "_dlt_id": (
+                pc.binary_join_element_wise(item_versions, pc.cast(positions, _TEXT), "-"),
+                _VERSION,
+            ),
+            "_dlt_parent_id": (item_versions, ("_dlt_parent_id", _TEXT, False)),
+            "_dlt_root_id": (item_versions, ("_dlt_root_id", _TEXT, False)),
+            "_dlt_list_idx": (positions, ("_dlt_list_idx", pa.int64(), False)),
+            "_dlt_load_id": (
+                pa.repeat(pa.scalar(self.load_id, _TEXT), len(positions)),
+                ("_dlt_load_id", _TEXT, True),
+            ),
+        }
+        if self.resource.history == "merge":
+            trailing[CLEARS_ITEMS] = (
+                pa.nulls(len(positions), pa.bool_()),
+                (CLEARS_ITEMS, pa.bool_(), True),
+            )
         items = self.items.table(
             {"account_id": pc.take(accounts, parents), key_name: pc.take(record_ids, parents)},
             item_typed,
-            {
-                "_dlt_id": (
-                    pc.binary_join_element_wise(item_versions, pc.cast(positions, _TEXT), "-"),
-                    _VERSION,
-                ),
-                "_dlt_parent_id": (item_versions, ("_dlt_parent_id", _TEXT, False)),
-                "_dlt_root_id": (item_versions, ("_dlt_root_id", _TEXT, False)),
-                "_dlt_list_idx": (positions, ("_dlt_list_idx", pa.int64(), False)),
-                "_dlt_load_id": (
-                    pa.repeat(pa.scalar(self.load_id, _TEXT), len(positions)),
-                    ("_dlt_load_id", _TEXT, True),
-                ),
-            },
+            trailing,
         )
         item_keep = None
         if keep is not None:
@@ -425,6 +441,8 @@ class BatchParser:
             item_keep = new if item_keep is None else pc.and_(item_keep, new)
         if item_keep is not None:
             items = items.filter(item_keep)
+        if self.clears_items:
+            items = pa.concat_tables([items, self._clearing_rows(items.schema, versions, keep)])
         return ParsedBatch(
             self.resource.name,
             records,
@@ -432,6 +450,33 @@ class BatchParser:
             self._summary() if self.resource.body.table else None,
             pa.Table.from_pylist(self.errors, schema=_ERRORS),
             completed_accounts,
+        )
+
+    def _clearing_rows(
+        self, schema: pa.Schema, versions: list[str], keep: list[bool] | None
+    ) -> pa.Table:
+        """One `CLEARS_ITEMS` marker per record without items (kept once if repeated), in the
+        items' schema: the record's keys and version, its item fields NULL."""
+        starts = self.item_starts
+        rows = [
+            row
+            for row in range(len(versions))
+            if starts[row + 1] == starts[row] and (keep is None or keep[row])
+        ]
+        account_ids, record_ids = zip(*[self.record_rows[r] for r in rows]) if rows else ((), ())
+        version = pa.array([versions[r] for r in rows], _TEXT)
+        given = {
+            "account_id": pa.array(account_ids, _TEXT),
+            self.record_key[0]: pa.array(record_ids, _TEXT),
+            "_dlt_id": pc.binary_join_element_wise(version, "cleared", "-"),
+            "_dlt_parent_id": version,
+            "_dlt_root_id": version,
+            "_dlt_list_idx": pa.repeat(pa.scalar(0, pa.int64()), len(rows)),
+            "_dlt_load_id": pa.repeat(pa.scalar(self.load_id, _TEXT), len(rows)),
+            CLEARS_ITEMS: pa.repeat(pa.scalar(True), len(rows)),
+        }
+        return pa.Table.from_arrays(
+            [given.get(f.name, pa.nulls(len(rows), f.type)) for f in schema], schema=schema
         )
 
     def _summary(self) -> pa.Table:

@@ -11,8 +11,23 @@ from typing import Any
 from .replies import DROP, GATEWAY_HTML, GATEWAY_TITLES, Reply, error
 
 FAULTS = frozenset(
-    {"401", "429", "hourly", "burst", "500", "502", "503", "504", "reset", "hang", "latency"}
+    {
+        "401",
+        "429",
+        "hourly",
+        "burst",
+        "500",
+        "502",
+        "503",
+        "504",
+        "reset",
+        "hang",
+        "latency",
+        "malformed",
+    }
 )
+MALFORMED_BODY = b'{"billingInvoices": [{"invoiceId": '
+"""What the `malformed` fault answers with HTTP 200: JSON cut off mid-way."""
 THROTTLING = frozenset({"429", "hourly", "burst"})
 DEFAULT_HOURLY_LIMIT = 1000
 DEFAULT_BURST_LIMIT = 200
@@ -40,9 +55,12 @@ class FaultQueue:
             raise ValueError("times must be >= 1")
         self.faults.append(fault)
 
-    def take(self, account_id: str, resource: str) -> Fault | None:
-        """Pop one use of the oldest fault matching this request (caller holds the lock)."""
+    def take(self, account_id: str, resource: str, query: dict[str, str]) -> Fault | None:
+        """Pop one use of the oldest fault matching this request (caller holds the lock); a
+        fault with the `next_page` option matches only requests of a `nextUri` page."""
         for fault in self.faults:
+            if fault.options.get("next_page") and "start_position" not in query:
+                continue
             if fault.account_id in (None, account_id) and fault.resource in (None, resource):
                 fault.left -= 1
                 if fault.left == 0:
@@ -61,6 +79,8 @@ def fault_reply(
     if kind in ("hang", "latency"):
         stopped = stopping.wait(options.get("seconds", 30 if kind == "hang" else 1))
         return DROP if stopped else None
+    if kind == "malformed":
+        return 200, MALFORMED_BODY, "application/json", limit_headers
     if kind == "401":  # a token revoked or expired early
         return error("token")
     if kind in GATEWAY_TITLES:

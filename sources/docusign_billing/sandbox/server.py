@@ -286,6 +286,16 @@ class Sandbox:
             invoice.body["balance"] = balance
             self._recompute(body)
 
+    def set_invoice_items(self, account_id: str, invoice_id: str, keep: int) -> None:
+        """Correct an issued invoice to its first `keep` line items (0: none, an empty list), as
+        DocuSign re-issues one; its totals stay. Every endpoint serves the new lines from now on."""
+        with self._lock:
+            invoices = self._ledgers[account_id].all_invoices(self._today)
+            invoice = next((i for i in invoices if i.invoice_id == invoice_id), None)
+            if invoice is None:
+                raise KeyError(invoice_id)
+            invoice.body["invoiceItems"] = invoice.body["invoiceItems"][:keep]
+
     def set_response(
         self,
         account_id: str,
@@ -372,7 +382,8 @@ class Sandbox:
         Options: 429 and hourly -> ratelimit_reset (seconds from now; X-RateLimit-* headers), 429
         -> retry_after (int seconds); a missing option omits its headers. hourly / burst answer
         HTTP 400 with DocuSign's throttling errorCode. hang -> seconds (default 30, cut short by
-        stop()). latency -> seconds.
+        stop()). latency -> seconds. malformed answers HTTP 200 with JSON cut off mid-way. Any
+        fault -> next_page=True: only requests of a `nextUri` page (with `start_position`) match.
         """
         with self._lock:
             self._faults.add(Fault(fault, times, account_id, resource, options))
@@ -490,7 +501,7 @@ class Sandbox:
             if refused is not None:
                 self.throttled += 1
                 return refused
-            fault = self._faults.take(account_id, resource)
+            fault = self._faults.take(account_id, resource, entry["query"])
             if fault is not None and fault.kind in THROTTLING:
                 self.throttled += 1
         if fault is not None:
