@@ -481,3 +481,16 @@ def test_an_answer_is_returned_with_its_content_type_and_any_4xx_is_an_error():
         with pytest.raises(ApiError) as error:
             client.get(_plan(api), api.account_ids[0])
         assert error.value.status == 400
+
+
+def test_a_budget_held_by_requests_in_flight_is_waited_for_not_refused():
+    """The last request of the hour is in flight: another one waits for its answer (which may
+    leave room) instead of being refused like a spent budget. Removed to see it fail: `<= 0` of
+    the refusal (`<= 1`: refused at once)."""
+    gate = RateLimitGate(max_wait=0)
+    gate.observe(_response(remaining=1, reset=time.time() + 3600, limit=3000))
+    assert gate.acquire()
+    done, result = _acquire_in_thread(gate)
+    assert not done.wait(BLOCKED)
+    gate.release()  # its answer did not come (a connection error): the budget is still 1
+    assert done.wait(ADMITTED) and result == [True]
