@@ -395,3 +395,62 @@ def test_a_new_field_named_like_a_column_of_ours_gets_the_api_suffix():
     summary = _build({"acc-1": body}).summary
     assert summary["invoice_count"].to_pylist() == [1]
     assert summary["invoice_count_api"].to_pylist() == ["7"]
+
+
+@pytest.mark.parametrize("as_bytes", [False, True], ids=["records", "arrow"])
+def test_an_invoice_without_items_sends_one_marker_row_that_clears_its_items(as_bytes):
+    """`clears_items` (a merge resource on a delete-insert destination): one `_clears_items` TRUE
+    row per invoice without items, repeated invoices once, in the items' columns with its keys
+    and version; item rows carry NULL there. Removed to see it fail: any value of the marker row,
+    the no-items test, the repeat filter."""
+    invoices = RESOURCES["billing_invoices"]
+    empty, full = {"invoiceId": "inv-1", "balance": "1.00"}, _invoice("inv-2", _item("a"))
+    body = {"billingInvoices": [empty, full, empty]}
+    parser = BatchParser(NOW, "2.5", None, invoices, clears_items=True)
+    parser.add(_response("acc-1", body, as_bytes))
+    batch = parser.build(["acc-1"])
+    versions = dict(
+        zip(batch.records["invoice_id"].to_pylist(), batch.records["_dlt_id"].to_pylist())
+    )
+    assert batch.items.column_names[-1] == "_clears_items"
+    rows = batch.items.select(
+        [
+            "account_id",
+            "invoice_id",
+            "invoice_item_id",
+            "_dlt_id",
+            "_dlt_parent_id",
+            "_dlt_root_id",
+            "_dlt_list_idx",
+            "_dlt_load_id",
+            "_clears_items",
+        ]
+    ).to_pylist()
+    cleared = versions["inv-1"]
+    assert rows == [
+        {
+            "account_id": "acc-1",
+            "invoice_id": "inv-2",
+            "invoice_item_id": "a",
+            "_dlt_id": f"{versions['inv-2']}-0",
+            "_dlt_parent_id": versions["inv-2"],
+            "_dlt_root_id": versions["inv-2"],
+            "_dlt_list_idx": 0,
+            "_dlt_load_id": "2.5",
+            "_clears_items": None,
+        },
+        {
+            "account_id": "acc-1",
+            "invoice_id": "inv-1",
+            "invoice_item_id": None,
+            "_dlt_id": f"{cleared}-cleared",
+            "_dlt_parent_id": cleared,
+            "_dlt_root_id": cleared,
+            "_dlt_list_idx": 0,
+            "_dlt_load_id": "2.5",
+            "_clears_items": True,
+        },
+    ]
+    assert batch.items.schema.field("_clears_items").nullable
+    plain = _build({"acc-1": body}, as_bytes, invoices)
+    assert plain.items.num_rows == 1 and "_clears_items" in plain.items.column_names
