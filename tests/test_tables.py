@@ -412,6 +412,7 @@ def test_an_invoice_without_items_sends_one_marker_row_that_clears_its_items(as_
     versions = dict(
         zip(batch.records["invoice_id"].to_pylist(), batch.records["_dlt_id"].to_pylist())
     )
+    assert batch.items is not None
     assert batch.items.column_names[-1] == "_clears_items"
     rows = batch.items.select(
         [
@@ -453,4 +454,8 @@ def test_an_invoice_without_items_sends_one_marker_row_that_clears_its_items(as_
     ]
     assert batch.items.schema.field("_clears_items").nullable
     plain = _build({"acc-1": body}, as_bytes, invoices)
-    assert plain.items.num_rows == 1 and "_clears_items" in plain.items.column_names
+    assert (
+        plain.items is not None
+        and plain.items.num_rows == 1
+        and "_clears_items" in plain.items.column_names
+    )
