@@ -402,7 +402,7 @@ def test_an_invoice_without_items_sends_one_marker_row_that_clears_its_items(as_
     """`clears_items` (a merge resource on a delete-insert destination): one `_clears_items` TRUE
     row per invoice without items, repeated invoices once, in the items' columns with its keys
     and version; item rows carry NULL there. Removed to see it fail: any value of the marker row,
-    the no-items test, the repeat filter."""
+    the no-items test, the repeat filter, the case of no marker at all."""
     invoices = RESOURCES["billing_invoices"]
     empty, full = {"invoiceId": "inv-1", "balance": "1.00"}, _invoice("inv-2", _item("a"))
     body = {"billingInvoices": [empty, full, empty]}
@@ -453,6 +453,10 @@ def test_an_invoice_without_items_sends_one_marker_row_that_clears_its_items(as_
         },
     ]
     assert batch.items.schema.field("_clears_items").nullable
+    parser = BatchParser(NOW, "2.5", None, invoices, clears_items=True)
+    parser.add(_response("acc-1", {"billingInvoices": [full]}, as_bytes))
+    everything_has_items = parser.build(["acc-1"]).items
+    assert everything_has_items is not None and everything_has_items.num_rows == 1
     plain = _build({"acc-1": body}, as_bytes, invoices)
     assert (
         plain.items is not None
