@@ -494,3 +494,29 @@ def test_a_budget_held_by_requests_in_flight_is_waited_for_not_refused():
     assert not done.wait(BLOCKED)
     gate.release()  # its answer did not come (a connection error): the budget is still 1
     assert done.wait(ADMITTED) and result == [True]
+
+
+def _admitted(events, expected):
+    """How many of `events` are set once `expected` of them are (or ADMITTED passed), and still
+    BLOCKED later: the ones admitted in this burst window, no more."""
+    deadline = time.monotonic() + ADMITTED
+    while sum(e.is_set() for e in events) < expected and time.monotonic() < deadline:
+        threading.Event().wait(0.02)
+    threading.Event().wait(BLOCKED)
+    return sum(e.is_set() for e in events)
+
+
+def test_the_next_burst_window_opens_with_the_burst_limit():
+    """A spent burst budget: the next window admits `X-BurstLimit-Limit` requests (3 here), or the
+    first `-Remaining` + 1 without the header (1 + 1, one of them still in flight), then holds
+    the rest until the window after. Two gates side by side, 2 s windows.
+
+    Removed to see it fail: the limit header (`_observe_burst` 15, 31), the `-Remaining` + 1
+    fallback (33, 34, 37)."""
+    with_limit, without = RateLimitGate(burst_window=2.0), RateLimitGate(burst_window=2.0)
+    with_limit.observe(_response(**{"X-BurstLimit-Remaining": "0", "X-BurstLimit-Limit": "3"}))
+    without.observe(_response(**{"X-BurstLimit-Remaining": "1"}))
+    first = [_acquire_in_thread(with_limit)[0] for _ in range(4)]
+    second = [_acquire_in_thread(without)[0] for _ in range(4)]
+    assert _admitted(first, 3) == 3
+    assert _admitted(second, 2) == 2
