@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import islice
@@ -75,9 +76,31 @@ class FetchSession:
 
     def __post_init__(self) -> None:
         self.slots = threading.BoundedSemaphore(max(1, self.max_workers))
-        self.threads = ThreadPoolExecutor(
-            max_workers=max(1, self.max_workers), thread_name_prefix="docusign-fetch"
-        )
+        self._threads: ThreadPoolExecutor | None = None
+        self._fetches = 0  # resources fetching with `_threads` now
+
+    @contextmanager
+    def threads(self) -> Iterator[ThreadPoolExecutor]:
+        """The run's fetch threads, for one resource's fetch. They end when no resource fetches
+        any more (the CLI ends its process at once only when no other thread runs), and a later
+        fetch starts new ones."""
+        with self._lock:
+            if self._threads is None:
+                self._threads = ThreadPoolExecutor(
+                    max_workers=max(1, self.max_workers), thread_name_prefix="docusign-fetch"
+                )
+            self._fetches += 1
+            threads = self._threads
+        try:
+            yield threads
+        finally:
+            with self._lock:
+                self._fetches -= 1
+                if self._fetches == 0:
+                    # queued fetches were cancelled by their resource; a hung request in flight
+                    # is not waited for (it could hold a stopped run for minutes)
+                    threads.shutdown(wait=False, cancel_futures=True)
+                    self._threads = None
 
     def _client(self, base_url: str) -> DocuSignClient:
         with self._lock:
@@ -158,39 +181,40 @@ def fetch_accounts(
     def start(count: int) -> None:
         """Queues the next `count` accounts' fetches in the run's threads."""
         for target in islice(waiting, count):
-            future = session.threads.submit(fetch, target)
+            future = threads.submit(fetch, target)
             future.add_done_callback(answered.put)
             started.add(future)
 
-    try:
-        # at most two responses per worker wait for the parser: memory stays flat in the accounts
-        start(2 * workers)
-        done = failed = 0
-        while started:
-            try:
-                future = answered.get(timeout=settings.ANSWER_WAIT)
-            except Empty:
-                yield None  # none answered yet: the caller serves other resources meanwhile
-                continue
-            started.discard(future)
-            start(1)
-            fetched = future.result()
-            done += 1
-            failed += isinstance(fetched, AccountFailure)
-            if _log.isEnabledFor(logging.INFO):
-                count = FetchProgress(done, len(targets), failed)
-                _log.info(
-                    "%s: accounts %d/%d, %d failed",
-                    resource.name,
-                    count.done,
-                    count.total,
-                    count.failed,
-                    extra={"progress": count},
-                )
-            yield fetched
-    finally:
-        # nothing is queued after the last result; after an error or a stop (SIGTERM) the queued
-        # fetches are dropped and those in flight are not waited for (a hung one could hold the
-        # run for minutes)
-        for future in started:
-            future.cancel()
+    with session.threads() as threads:
+        try:
+            # at most two responses per worker wait for the parser: memory stays flat in the accounts
+            start(2 * workers)
+            done = failed = 0
+            while started:
+                try:
+                    future = answered.get(timeout=settings.ANSWER_WAIT)
+                except Empty:
+                    yield None  # none answered yet: the caller serves other resources meanwhile
+                    continue
+                started.discard(future)
+                start(1)
+                fetched = future.result()
+                done += 1
+                failed += isinstance(fetched, AccountFailure)
+                if _log.isEnabledFor(logging.INFO):
+                    count = FetchProgress(done, len(targets), failed)
+                    _log.info(
+                        "%s: accounts %d/%d, %d failed",
+                        resource.name,
+                        count.done,
+                        count.total,
+                        count.failed,
+                        extra={"progress": count},
+                    )
+                yield fetched
+        finally:
+            # nothing is queued after the last result; after an error or a stop (SIGTERM) the queued
+            # fetches are dropped and those in flight are not waited for (a hung one could hold the
+            # run for minutes)
+            for future in started:
+                future.cancel()
