@@ -20,6 +20,7 @@ from dlt.common.exceptions import DltException
 
 from pipelines import progress
 from pipelines.arrow_without_pandas import pyarrow_without_pandas
+from pipelines.console import stopped_message
 from pipelines.events import FORMATS
 from pipelines.failures import (
     EXIT_CONFIG,
@@ -390,7 +391,7 @@ def _command(argv: Sequence[str] | None) -> int:
         stopped = stopped or signals.received()
         if stopped is not None:
             code = stopped.exit_code
-            message = f"stopped by {stopped}: the next run completes what this run left"
+            message = stopped_message(str(stopped))
             progress.emit("error", message, exit_code=code, message=message)
             _exit_now_if_threads_remain(code)
     return code
