@@ -67,6 +67,11 @@ def make_pipeline(
     pipeline_name: str = settings.PIPELINE_NAME,
 ) -> dlt.Pipeline:
     """DuckDB file in the working directory unless another dlt destination (name or factory) is given."""
+    if dataset_name.lower() in settings.RESERVED_DATASET_NAMES:
+        raise ConfigError(
+            f"the dataset name {dataset_name!r} is a system schema of the databases"
+            f" ({', '.join(sorted(settings.RESERVED_DATASET_NAMES))} are reserved): choose another"
+        )
     if destination in (None, "duckdb"):
         folder = os.path.dirname(os.path.abspath(duckdb_file))
         if not os.path.isdir(folder):
