@@ -114,7 +114,9 @@ def pending_package_targets(pipeline: dlt.Pipeline) -> list[PackageTarget]:
     )
     targets = []
     for folder, load_ids in folders:
-        packages = PackageStorage(FileStorage(os.path.join(pipeline.working_dir, folder)), "extracted")
+        packages = PackageStorage(
+            FileStorage(os.path.join(pipeline.working_dir, folder)), "extracted"
+        )
         for load_id in load_ids:
             if not packages.can_restore_pipeline_state(load_id):
                 continue
