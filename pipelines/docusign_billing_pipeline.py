@@ -65,6 +65,7 @@ def make_pipeline(
     pipelines_dir: str | None = None,
     duckdb_file: str = settings.DUCKDB_FILE,
     pipeline_name: str = settings.PIPELINE_NAME,
+    read_only: bool = False,
 ) -> dlt.Pipeline:
     """DuckDB file in the working directory unless another dlt destination (name or factory) is given."""
     if dataset_name.lower() in settings.RESERVED_DATASET_NAMES:
@@ -81,7 +82,7 @@ def make_pipeline(
             raise ConfigError(
                 f"the DuckDB file {duckdb_file!r} must not be named like the dataset {dataset_name!r}"
             )
-        target: Any = dlt.destinations.duckdb(duckdb_credentials(duckdb_file))
+        target: Any = dlt.destinations.duckdb(duckdb_credentials(duckdb_file, read_only))
     else:
         target = destination
     return dlt.pipeline(
@@ -92,13 +93,15 @@ def make_pipeline(
     )
 
 
-def duckdb_credentials(duckdb_file: str) -> DuckDbCredentials:
+def duckdb_credentials(duckdb_file: str, read_only: bool = False) -> DuckDbCredentials:
     """The DuckDB file with `settings.DUCKDB_GLOBAL_CONFIG` under the user's configured settings.
 
     Left unresolved, so dlt still fills the other credential fields (pragmas, extensions, ...)
-    from config; a resolved instance would hide them."""
+    from config; a resolved instance would hide them. `read_only`: opened like a BI tool opens
+    it, so that several readers share the file (`report`)."""
     credentials = DuckDbCredentials()
     credentials.database = os.path.abspath(duckdb_file)
+    credentials.read_only = read_only
     configured = dlt.config.get("destination.duckdb.credentials.global_config", dict) or {}
     credentials.global_config = {**settings.DUCKDB_GLOBAL_CONFIG, **configured}
     return credentials
