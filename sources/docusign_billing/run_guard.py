@@ -47,12 +47,14 @@ def check_pending_target(pipeline: dlt.Pipeline) -> None:
     """Raises `ConfigError` when a pending package was extracted for another dataset or
     destination type than `pipeline` has now: loaded here, its items (sent because that dataset
     did not hold them) would be appended beside the ones this dataset holds."""
+    if not pipeline.dataset_name:  # a user's pipeline given its destination only in `run()`
+        return
     naming = NamingConvention()
     dataset = naming.normalize_identifier(pipeline.dataset_name)
-    destination = pipeline.destination.destination_type
+    destination = pipeline.destination.destination_type if pipeline.destination else None
     for target in pending_package_targets(pipeline):
         if naming.normalize_identifier(target.dataset_name) == dataset and (
-            target.destination_type in (None, destination)
+            None in (target.destination_type, destination) or target.destination_type == destination
         ):
             continue
         where = f"dataset {target.dataset_name!r} ({target.destination_type})"
