@@ -4,8 +4,12 @@ import subprocess
 import sys
 
 import pytest
+from requests.exceptions import InvalidHeader
 
-from pipelines.cli import EXIT_FAILED, explain
+from pipelines.cli import EXIT_CONFIG, EXIT_FAILED, explain
+from sources.docusign_billing.auth import DocuSignCredentials, make_auth
+from sources.docusign_billing.errors import ConfigError
+from sources.docusign_billing.sandbox import ACCESS_TOKEN, LEGACY_CREDENTIALS
 from tests.conftest import REPO
 
 _READ_NULL = """
@@ -39,3 +43,58 @@ def test_a_null_body_is_one_clear_error_naming_the_account(runner, sandbox, body
     assert code == EXIT_FAILED
     assert message.startswith(f"account {account}"), message
     assert message.endswith("expected a JSON object, got NoneType"), message
+
+
+def test_a_token_with_surrounding_whitespace_is_sent_stripped(runner, sandbox):
+    """`cat token` leaves a trailing newline; requests would refuse the header, printing it."""
+    runner.run(credentials=DocuSignCredentials(auth="token", access_token=f" {ACCESS_TOKEN}\n"))
+    assert runner.rows("SELECT count(DISTINCT account_id) FROM billing.past_due_snapshots") == [
+        (len(sandbox.account_ids),)
+    ]
+
+
+SECRET = "s3cr3t"
+
+
+@pytest.mark.parametrize(
+    "auth, field, fields",
+    [
+        ("token", "access_token", {}),
+        ("legacy", "password", LEGACY_CREDENTIALS),
+        ("legacy", "integrator_key", LEGACY_CREDENTIALS),
+        ("jwt", "integration_key", {"user_id": "u", "private_key": "k"}),
+        ("refresh_token", "client_secret", {"client_id": "c", "refresh_token": "r"}),
+        ("refresh_token", "refresh_token", {"client_id": "c", "client_secret": "s"}),
+    ],
+)
+@pytest.mark.parametrize("inside", ["\n", " ", "\x00", "\t"])
+def test_a_secret_with_a_control_character_inside_is_a_config_error_naming_the_field(
+    auth, field, fields, inside
+):
+    credentials = DocuSignCredentials(auth=auth, **{**fields, field: f"{SECRET}{inside}x\n"})
+    with pytest.raises(ConfigError) as error:
+        make_auth(credentials)
+    code, message = explain(error.value)
+    assert code == EXIT_CONFIG
+    assert f"credentials.{field} holds whitespace or a control character" in message
+    assert SECRET not in message
+
+
+@pytest.mark.parametrize(
+    "refused",
+    [
+        ValueError(f"Invalid header value b'Bearer {SECRET}\\n'"),  # http.client
+        InvalidHeader(f"Invalid leading whitespace in header value: ' {SECRET}'"),  # requests
+    ],
+)
+def test_a_refused_header_is_explained_without_its_value(refused):
+    try:
+        try:
+            raise refused
+        except ValueError as ex:
+            raise RuntimeError("extraction failed") from ex
+    except RuntimeError as wrapped:
+        code, message = explain(wrapped)
+    assert code == EXIT_CONFIG
+    assert SECRET not in message
+    assert "HTTP header" in message
