@@ -69,6 +69,11 @@ def unreadable_toml(ex: TomlProviderReadException) -> str:
             continue  # not there: dlt skips it too
         except tomllib.TOMLDecodeError as error:
             return f"{os.path.abspath(path)} is not valid TOML: {error}"
+        except UnicodeDecodeError as error:  # TOML is UTF-8 only
+            return (
+                f"{os.path.abspath(path)} is not UTF-8 (TOML files must be): byte"
+                f" 0x{error.object[error.start]:02X} at offset {error.start}"
+            )
     return f"{ex.file_name} is not valid TOML: {first_line(causes(ex)[-1])}"
 
 

@@ -11,6 +11,8 @@ from sources.docusign_billing.auth import DocuSignCredentials, make_auth
 from sources.docusign_billing.errors import ConfigError
 from sources.docusign_billing.sandbox import ACCESS_TOKEN, LEGACY_CREDENTIALS
 from tests.conftest import REPO
+from tests.helpers_reliability import cli
+from tests.test_hardening import cli_in_process
 
 _READ_NULL = """
 from sources.docusign_billing.bodies import read_known
@@ -98,3 +100,66 @@ def test_a_refused_header_is_explained_without_its_value(refused):
     assert code == EXIT_CONFIG
     assert SECRET not in message
     assert "HTTP header" in message
+
+
+@pytest.mark.parametrize(
+    "file, line, expected",
+    [
+        (
+            "config.toml",
+            b'note = "caf\xe9"',
+            "config.toml is not UTF-8 (TOML files must be): byte 0xE9",
+        ),
+        (
+            "secrets.toml",
+            b'note = "caf\xe9"',
+            "secrets.toml is not UTF-8 (TOML files must be): byte 0xE9",
+        ),
+        (
+            "config.toml",
+            b'resources = ["past_due", 5]',
+            "resources = ['past_due', 5] is not a resource name",
+        ),
+        ("config.toml", b"resources = 5", "resources = 5 is not a resource name"),
+    ],
+)
+def test_a_bad_config_file_is_one_line_exit_2(sandbox, cli_env, tmp_path, file, line, expected):
+    """The console script: dlt reads the TOML files once per process."""
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / file).write_bytes(b"[sources.docusign_billing]\n" + line + b"\n")
+    env = cli_env(sandbox)
+    del env["SOURCES__DOCUSIGN_BILLING__RESOURCES"]
+    _assert_configuration_error(cli("run", env=env, cwd=tmp_path), expected)
+    assert not sandbox.requests
+
+
+def _assert_configuration_error(result, expected):
+    assert result.returncode == EXIT_CONFIG, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "configuration error" in last and expected in last, last
+
+
+def _not_duckdb(tmp_path):
+    (tmp_path / "notes.duckdb").write_text("not a database\n" * 10)
+    return "notes.duckdb"
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--destination", ""], "--destination is empty"),
+        (["--duckdb-file", ""], "the DuckDB file '' is not a file name"),
+        (["--duckdb-file", "."], "the DuckDB file '.' is not a file name"),
+        (["--duckdb-file", _not_duckdb], "notes.duckdb is not a DuckDB database file"),
+        (["--pipelines-dir", "/proc/nope"], "the pipelines folder '/proc/nope' cannot be created"),
+        (["--resources", ","], "resources = ',' names no resource"),
+    ],
+)
+def test_a_bad_command_line_value_is_one_line_exit_2(
+    sandbox, cli_env, monkeypatch, capsys, tmp_path, args, expected
+):
+    args = [a(tmp_path) if callable(a) else a for a in args]
+    result = cli_in_process(monkeypatch, capsys, "run", *args, env=cli_env(sandbox))
+    _assert_configuration_error(result, expected)
+    assert not sandbox.requests
