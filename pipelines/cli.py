@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         parser.add_argument(
             "--pipelines-dir",
-            help="folder where dlt keeps the pipeline state (default: dlt's, ~/.dlt/pipelines)",
+            help="folder where dlt keeps the pipeline state (default: dlt's, ~/.dlt/pipelines; /var/dlt/pipelines as root)",
         )
 
     run = command(

@@ -117,6 +117,8 @@ def account_bodies(draw, account_id):
 )
 @given(data=st.data())
 def test_random_valid_responses_load_exactly_and_idempotently(sandbox, tmp_path_factory, data):
+    """Removed to see it fail: content-only version hashes (`_versions` hashing `snapshot_at` too:
+    the identical second run makes new versions; found after ~5 min of examples on 2 cores)."""
     runner = Runner(sandbox, tmp_path_factory.mktemp("example"))
     invoices, items, snapshots = {}, {}, {}
     for account_id in sandbox.account_ids:

@@ -18,7 +18,7 @@ from .client import HttpSettings, check_setting, validate_base_url
 from .dlt_internals import CurrentLoadPackageStateNotAvailable, with_config
 from .errors import ConfigError
 from .fetch import AccountPages, Fetched, FetchSession, fetch_accounts
-from .loaded import loaded_item_versions
+from .loaded import holds_table, loaded_item_versions
 from .oauth import AccountInfo
 from .resources import RESOURCES, Level, Resource
 from .shapes import ParsedBatch
@@ -265,7 +265,9 @@ def docusign_billing(
             )  # before any API call
             fetched: Iterator[Fetched]
             if resource.windowed:
-                fetched = _incremental(resource, snapshot_at.date())
+                fetched = _incremental(
+                    resource, snapshot_at.date(), holds_table(pipeline, _table(resource.records))
+                )
             else:
                 fetched = fetch_accounts(targets(), session, resource)
 
@@ -278,12 +280,17 @@ def docusign_billing(
 
         return account_batches
 
-    def _incremental(resource: Resource, today: date) -> Iterator[Fetched]:
+    def _incremental(
+        resource: Resource, today: date, destination_has_table: bool
+    ) -> Iterator[Fetched]:
         """The windows each account still needs; its state advances as its pages arrive (dlt
-        commits the state with the load package: a failed run or account keeps its old one)."""
-        reached: dict[str, str] = (
-            dlt.current.source_state().setdefault("windows", {}).setdefault(resource.name, {})
-        )
+        commits the state with the load package: a failed run or account keeps its old one).
+        A destination without the resource's table gets the back-fill whatever the state says
+        (`loaded.holds_table`)."""
+        reached_per_resource = dlt.current.source_state().setdefault("windows", {})
+        if not destination_has_table:
+            reached_per_resource[resource.name] = {}
+        reached: dict[str, str] = reached_per_resource.setdefault(resource.name, {})
         start = _start_of_history(history_start, today)
 
         def windows_of(account_id: str) -> list[Window]:

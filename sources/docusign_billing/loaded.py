@@ -29,3 +29,23 @@ def loaded_item_versions(pipeline: dlt.Pipeline | None, items_table: str) -> pa.
     except DatabaseUndefinedRelation:
         pass  # nothing loaded yet
     return pa.concat_arrays([pa.array([], pa.string()), *chunks])
+
+
+def holds_table(pipeline: dlt.Pipeline | None, table: str) -> bool:
+    """Whether the destination's dataset has `table` (rows or none); True outside a pipeline.
+
+    The incremental windows live in dlt's state, which stays with the pipeline folder: a new or
+    deleted DuckDB file, another dataset or another destination would otherwise get only the
+    windows after the last run's end, never the back-fill. A resource whose table the destination
+    does not hold starts again from `history_start`.
+    """
+    if pipeline is None:
+        return True
+    try:
+        with pipeline.sql_client() as client:
+            qualified = client.make_qualified_table_name(table)
+            with client.execute_query(f"SELECT 1 FROM {qualified} LIMIT 1"):
+                pass
+    except DatabaseUndefinedRelation:
+        return False
+    return True

@@ -1,0 +1,61 @@
+"""The incremental windows are kept in dlt's state, with the pipeline folder: a destination that
+does not hold a resource's table (a new or deleted DuckDB file, another dataset) must get the
+whole back-fill, not only the windows after the last run's end."""
+
+import os
+
+import duckdb
+import pytest
+
+from sources.docusign_billing.sandbox import Sandbox
+from tests.conftest import Runner
+from tests.helpers_reliability import windows_asked
+
+WINDOWED = ["billing_invoices", "billing_payments"]
+
+
+@pytest.fixture
+def billing():
+    with Sandbox(accounts=2, seed=31) as api:
+        yield api
+
+
+def _counts(duckdb_file: str, dataset: str = "billing") -> tuple[int, int]:
+    with duckdb.connect(duckdb_file, read_only=True) as connection:
+        invoices, payments = (
+            connection.execute(f"SELECT count(*) FROM {dataset}.{table}").fetchall()[0][0]
+            for table in WINDOWED
+        )
+        return invoices, payments
+
+
+def test_a_destination_without_the_tables_gets_the_whole_back_fill(billing, tmp_path):
+    """Removed to see it fail: the `holds_table` check in `_incremental` (the new and the
+    recreated file then get only the look-back window: a few invoices instead of three years).
+    """
+    runner = Runner(billing, tmp_path)
+    runner.run(resources=WINDOWED)
+    backfill = windows_asked(billing, "billing_invoices", billing.account_ids[0])
+    assert len(backfill) > 1  # three years in 365-day windows
+    full = _counts(runner.duckdb_file)
+    assert full[0] > 10 and full[1] > 10
+
+    # the same pipeline folder into a new DuckDB file
+    first_file = runner.duckdb_file
+    runner.duckdb_file = str(tmp_path / "other.duckdb")
+    billing.requests.clear()
+    runner.run(resources=WINDOWED)
+    assert windows_asked(billing, "billing_invoices", billing.account_ids[0]) == backfill
+    assert _counts(runner.duckdb_file) == full
+
+    # the first file deleted, then loaded again
+    os.remove(first_file)
+    runner.duckdb_file = first_file
+    runner.run(resources=WINDOWED)
+    assert _counts(first_file) == full
+
+    # a run into a file that holds the tables fetches only the look-back again
+    billing.requests.clear()
+    runner.run(resources=WINDOWED)
+    assert len(windows_asked(billing, "billing_invoices", billing.account_ids[0])) == 1
+    assert _counts(first_file) == full
