@@ -1,15 +1,20 @@
 """Hostile inputs found by a fresh-clone test: each one a clean line and a documented exit code."""
 
+import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import pytest
 from requests.exceptions import InvalidHeader
 
 from pipelines.cli import EXIT_CONFIG, EXIT_FAILED, explain
 from sources.docusign_billing.auth import DocuSignCredentials, make_auth
-from sources.docusign_billing.errors import ConfigError
+from sources.docusign_billing.errors import ConfigError, ResponseError
+from sources.docusign_billing.resources import RESOURCES
 from sources.docusign_billing.sandbox import ACCESS_TOKEN, LEGACY_CREDENTIALS
+from sources.docusign_billing.shapes import AccountResponse, RawBody
+from sources.docusign_billing.tables import BatchParser
 from tests.conftest import REPO
 from tests.helpers_reliability import cli
 from tests.test_hardening import cli_in_process
@@ -163,3 +168,46 @@ def test_a_bad_command_line_value_is_one_line_exit_2(
     result = cli_in_process(monkeypatch, capsys, "run", *args, env=cli_env(sandbox))
     _assert_configuration_error(result, expected)
     assert not sandbox.requests
+
+
+def _invoice(**fields):
+    return {"invoiceId": "inv-1", "amount": "1.00", **fields}
+
+
+@pytest.mark.parametrize("as_bytes", [False, True], ids=["records", "arrow"])
+@pytest.mark.parametrize(
+    "invoice, expected",
+    [
+        (
+            _invoice(dueDate="9999-12-31T23:59:59-14:00"),
+            "invoice inv-1, field dueDate: cannot read '9999-12-31T23:59:59-14:00': date value out of range",
+        ),
+        (
+            _invoice(dueDate="0001-01-01T00:00:00+14:00"),
+            "invoice inv-1, field dueDate: cannot read '0001-01-01T00:00:00+14:00': date value out of range",
+        ),
+        (
+            _invoice(**{"": "x"}),
+            "invoice inv-1, field '' ('x'): a field name that cannot be a column",
+        ),
+        (_invoice(invoiceId=12345), "invoice #0: invoiceId 12345 is a JSON number, not a string"),
+        (_invoice(invoiceId=""), "invoice #0: invoiceId '' is blank"),
+        (_invoice(amount="1.2.3"), "invoice inv-1, field amount: cannot read '1.2.3'"),
+    ],
+)
+@pytest.mark.parametrize("resource", ["past_due", "billing_invoices"])
+def test_a_bad_value_names_account_resource_record_field_and_value(
+    resource, invoice, expected, as_bytes
+):
+    described = RESOURCES[resource]
+    body = {"billingInvoices": [invoice]}
+    response = (
+        AccountResponse("acc-1", raw=RawBody(json.dumps(body).encode(), "application/json"))
+        if as_bytes
+        else AccountResponse("acc-1", body)
+    )
+    parser = BatchParser(datetime(2026, 1, 1, tzinfo=UTC), "1.5", None, described)
+    parser.add(response)
+    with pytest.raises(ResponseError) as error:
+        parser.build(["acc-1"])
+    assert str(error.value).startswith(f"account acc-1, {described.endpoint}, {expected}")
