@@ -249,6 +249,12 @@ def _records(parent: dict[str, Any], level: Level, where: str) -> list[dict[str,
     return value
 
 
+def _is_empty_object(response: AccountResponse) -> bool:
+    if response.raw is None:
+        return response.body == {}
+    return response.raw.content.translate(None, b" \t\r\n") == b"{}"
+
+
 class BatchParser:
     """Collects account responses of one resource and types them into one `ParsedBatch`; one
     instance per batch.
@@ -298,6 +304,13 @@ class BatchParser:
         """Bytes of the responses received: what fills a batch (`settings.BATCH_BYTES`)."""
 
     def add(self, response: AccountResponse) -> None:
+        if self.resource.history == "scd2" and _is_empty_object(response):
+            # for a history resource an answer without records retires every current version:
+            # an empty object (not even the list field or a summary field) is refused instead
+            raise ResponseError(
+                f"account {response.account_id}, {self.resource.endpoint}: an empty JSON object"
+                f" ({{}}), not an answer: it would retire every current {self.resource.records.label}"
+            )
         self.responses.append(response)
         self.size += len(response.raw.content) if response.raw is not None else 0
 
