@@ -73,10 +73,19 @@ def make_pipeline(
             f"the dataset name {dataset_name!r} is a system schema of the databases"
             f" ({', '.join(sorted(settings.RESERVED_DATASET_NAMES))} are reserved): choose another"
         )
+    if isinstance(destination, str) and not destination.strip():
+        raise ConfigError(
+            "--destination is empty: give a dlt destination name (duckdb, postgres, ...)"
+        )
+    if pipelines_dir is not None:
+        try:
+            os.makedirs(pipelines_dir, exist_ok=True)
+        except OSError as ex:
+            raise ConfigError(
+                f"the pipelines folder {pipelines_dir!r} cannot be created ({ex.strerror or type(ex).__name__})"
+            ) from None
     if destination in (None, "duckdb"):
-        folder = os.path.dirname(os.path.abspath(duckdb_file))
-        if not os.path.isdir(folder):
-            raise ConfigError(f"the folder of the DuckDB file {duckdb_file!r} does not exist")
+        _check_duckdb_file(duckdb_file)
         if os.path.splitext(os.path.basename(duckdb_file))[0] == dataset_name:
             # DuckDB cannot tell catalog from schema then and dlt's merge SQL fails to bind
             raise ConfigError(
@@ -91,6 +100,26 @@ def make_pipeline(
         dataset_name=dataset_name,
         pipelines_dir=pipelines_dir,  # type: ignore[arg-type]  # dlt: `str = None`, None = its default
     )
+
+
+_DUCKDB_MAGIC = (8, b"DUCK")
+"""Where a DuckDB database file says what it is: bytes 8-11 of its header."""
+
+
+def _check_duckdb_file(duckdb_file: str) -> None:
+    """A `ConfigError` when `duckdb_file` cannot be a DuckDB database: empty, a folder, in a
+    missing folder, or an existing file of another kind (DuckDB would refuse it on every run)."""
+    if not duckdb_file.strip() or os.path.isdir(duckdb_file):
+        raise ConfigError(f"the DuckDB file {duckdb_file!r} is not a file name")
+    folder = os.path.dirname(os.path.abspath(duckdb_file))
+    if not os.path.isdir(folder):
+        raise ConfigError(f"the folder of the DuckDB file {duckdb_file!r} does not exist")
+    if os.path.isfile(duckdb_file):
+        offset, magic = _DUCKDB_MAGIC
+        with open(duckdb_file, "rb") as file:
+            header = file.read(offset + len(magic))
+        if header[offset:] != magic:
+            raise ConfigError(f"{os.path.abspath(duckdb_file)} is not a DuckDB database file")
 
 
 def duckdb_credentials(duckdb_file: str, read_only: bool = False) -> DuckDbCredentials:
