@@ -20,6 +20,7 @@ from dlt.common.exceptions import DltException
 
 from pipelines import progress
 from pipelines.arrow_without_pandas import pyarrow_without_pandas
+from pipelines.console import stopped_message
 from pipelines.events import FORMATS
 from pipelines.failures import (
     EXIT_CONFIG,
@@ -130,6 +131,7 @@ def _accounts() -> None:
 
 def _query(args: argparse.Namespace) -> None:
     import duckdb
+    import pandas as pd
 
     if not os.path.isfile(args.duckdb_file):
         raise ConfigError(f"the DuckDB file {args.duckdb_file!r} does not exist")
@@ -144,8 +146,9 @@ def _query(args: argparse.Namespace) -> None:
             result = connection.sql(args.sql)
             if result is None:
                 return
-            frame = result.df()
-            print(frame.to_string(index=False) if len(frame) else "(no rows)")
+            frame = pd.DataFrame(result.fetchall(), columns=result.columns, dtype=object)
+            shown = frame.map(lambda value: "NULL" if value is None else value)  # not NaN/NaT
+            print(shown.to_string(index=False) if len(frame) else "(no rows)")
     except duckdb.Error as ex:
         raise DocuSignBillingError(f"query failed: {str(ex).splitlines()[0]}") from None
 
@@ -173,7 +176,7 @@ def _report(args: argparse.Namespace) -> int:
             " (--duckdb-file chooses another file)"
         )
     pipeline = make_pipeline(
-        args.destination, args.dataset, args.pipelines_dir, duckdb_file, pipeline_name
+        args.destination, args.dataset, args.pipelines_dir, duckdb_file, pipeline_name, True
     )
     try:
         data = report.read_views(pipeline, report.parse_as_of(args.as_of))
@@ -390,7 +393,7 @@ def _command(argv: Sequence[str] | None) -> int:
         stopped = stopped or signals.received()
         if stopped is not None:
             code = stopped.exit_code
-            message = f"stopped by {stopped}: the next run completes what this run left"
+            message = stopped_message(str(stopped))
             progress.emit("error", message, exit_code=code, message=message)
             _exit_now_if_threads_remain(code)
     return code

@@ -65,18 +65,33 @@ def make_pipeline(
     pipelines_dir: str | None = None,
     duckdb_file: str = settings.DUCKDB_FILE,
     pipeline_name: str = settings.PIPELINE_NAME,
+    read_only: bool = False,
 ) -> dlt.Pipeline:
     """DuckDB file in the working directory unless another dlt destination (name or factory) is given."""
+    if dataset_name.lower() in settings.RESERVED_DATASET_NAMES:
+        raise ConfigError(
+            f"the dataset name {dataset_name!r} is a system schema of the databases"
+            f" ({', '.join(sorted(settings.RESERVED_DATASET_NAMES))} are reserved): choose another"
+        )
+    if isinstance(destination, str) and not destination.strip():
+        raise ConfigError(
+            "--destination is empty: give a dlt destination name (duckdb, postgres, ...)"
+        )
+    if pipelines_dir is not None:
+        try:
+            os.makedirs(pipelines_dir, exist_ok=True)
+        except OSError as ex:
+            raise ConfigError(
+                f"the pipelines folder {pipelines_dir!r} cannot be created ({ex.strerror or type(ex).__name__})"
+            ) from None
     if destination in (None, "duckdb"):
-        folder = os.path.dirname(os.path.abspath(duckdb_file))
-        if not os.path.isdir(folder):
-            raise ConfigError(f"the folder of the DuckDB file {duckdb_file!r} does not exist")
+        _check_duckdb_file(duckdb_file)
         if os.path.splitext(os.path.basename(duckdb_file))[0] == dataset_name:
             # DuckDB cannot tell catalog from schema then and dlt's merge SQL fails to bind
             raise ConfigError(
                 f"the DuckDB file {duckdb_file!r} must not be named like the dataset {dataset_name!r}"
             )
-        target: Any = dlt.destinations.duckdb(duckdb_credentials(duckdb_file))
+        target: Any = dlt.destinations.duckdb(duckdb_credentials(duckdb_file, read_only))
     else:
         target = destination
     return dlt.pipeline(
@@ -87,13 +102,35 @@ def make_pipeline(
     )
 
 
-def duckdb_credentials(duckdb_file: str) -> DuckDbCredentials:
+_DUCKDB_MAGIC = (8, b"DUCK")
+"""Where a DuckDB database file says what it is: bytes 8-11 of its header."""
+
+
+def _check_duckdb_file(duckdb_file: str) -> None:
+    """A `ConfigError` when `duckdb_file` cannot be a DuckDB database: empty, a folder, in a
+    missing folder, or an existing file of another kind (DuckDB would refuse it on every run)."""
+    if not duckdb_file.strip() or os.path.isdir(duckdb_file):
+        raise ConfigError(f"the DuckDB file {duckdb_file!r} is not a file name")
+    folder = os.path.dirname(os.path.abspath(duckdb_file))
+    if not os.path.isdir(folder):
+        raise ConfigError(f"the folder of the DuckDB file {duckdb_file!r} does not exist")
+    if os.path.isfile(duckdb_file):
+        offset, magic = _DUCKDB_MAGIC
+        with open(duckdb_file, "rb") as file:
+            header = file.read(offset + len(magic))
+        if header[offset:] != magic:
+            raise ConfigError(f"{os.path.abspath(duckdb_file)} is not a DuckDB database file")
+
+
+def duckdb_credentials(duckdb_file: str, read_only: bool = False) -> DuckDbCredentials:
     """The DuckDB file with `settings.DUCKDB_GLOBAL_CONFIG` under the user's configured settings.
 
     Left unresolved, so dlt still fills the other credential fields (pragmas, extensions, ...)
-    from config; a resolved instance would hide them."""
+    from config; a resolved instance would hide them. `read_only`: opened like a BI tool opens
+    it, so that several readers share the file (`report`)."""
     credentials = DuckDbCredentials()
     credentials.database = os.path.abspath(duckdb_file)
+    credentials.read_only = read_only
     configured = dlt.config.get("destination.duckdb.credentials.global_config", dict) or {}
     credentials.global_config = {**settings.DUCKDB_GLOBAL_CONFIG, **configured}
     return credentials

@@ -17,6 +17,7 @@ from dlt.common.configuration.exceptions import (
 from dlt.common.configuration.providers.toml import TomlProviderReadException
 from dlt.common.destination.exceptions import DestinationException, UnknownDestinationModule
 from dlt.common.exceptions import MissingDependencyException
+from requests.exceptions import InvalidHeader
 
 from sources.docusign_billing.errors import AuthError, ConfigError, DocuSignBillingError
 
@@ -68,7 +69,20 @@ def unreadable_toml(ex: TomlProviderReadException) -> str:
             continue  # not there: dlt skips it too
         except tomllib.TOMLDecodeError as error:
             return f"{os.path.abspath(path)} is not valid TOML: {error}"
+        except UnicodeDecodeError as error:  # TOML is UTF-8 only
+            return (
+                f"{os.path.abspath(path)} is not UTF-8 (TOML files must be): byte"
+                f" 0x{error.object[error.start]:02X} at offset {error.start}"
+            )
     return f"{ex.file_name} is not valid TOML: {first_line(causes(ex)[-1])}"
+
+
+def _invalid_header(ex: BaseException) -> bool:
+    """A header `requests` (`InvalidHeader`) or `http.client` (a `ValueError` "Invalid header
+    value b'Bearer ...'") refused to send: messages that print the value in full."""
+    return isinstance(ex, InvalidHeader) or (
+        isinstance(ex, ValueError) and str(ex).startswith("Invalid header")
+    )
 
 
 def explain(ex: BaseException) -> tuple[int, str]:
@@ -98,6 +112,11 @@ def explain(ex: BaseException) -> tuple[int, str]:
             return EXIT_CONFIG, (
                 f"configuration error: unknown destination {cause.ref!r}"
                 " (a dlt destination name such as duckdb, postgres, bigquery, snowflake)"
+            )
+        if _invalid_header(cause):  # its message holds the header's value: maybe a secret
+            return EXIT_CONFIG, (
+                "configuration error: a value sent in an HTTP header holds a character headers"
+                " cannot carry (e.g. a line break; the value is not shown)"
             )
         if isinstance(cause, MissingDependencyException):
             packages = " ".join(f'"{d}"' for d in cause.dependencies)

@@ -199,3 +199,23 @@ def test_dlt_signal_flag_and_job_exception_are_where_the_cli_reads_them() -> Non
 
     assert dlt_signals.was_signal_received() is False  # no signal in this test process
     assert issubclass(LoadClientJobException, WithJobError)  # carries the failed job's error
+
+
+def test_pending_package_targets_are_the_datasets_the_packages_were_extracted_for(tmp_path):
+    """`pending_package_targets` reads dlt's state snapshot in each package (`run_guard`)."""
+    from sources.docusign_billing.dlt_internals import pending_package_targets
+
+    def pipeline(dataset: str) -> dlt.Pipeline:
+        target = dlt.destinations.duckdb(str(tmp_path / "targets.duckdb"))
+        return dlt.pipeline(
+            "targets", destination=target, dataset_name=dataset, pipelines_dir=str(tmp_path)
+        )
+
+    first = pipeline("first")
+    first.extract([{"a": 1}], table_name="t")
+    extracted = pending_package_targets(first)
+    assert [(t.dataset_name, t.destination_type) for t in extracted] == [
+        ("first", "dlt.destinations.duckdb")
+    ]
+    first.normalize()
+    assert pending_package_targets(pipeline("second")) == extracted  # normalized, read later

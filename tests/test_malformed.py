@@ -59,6 +59,13 @@ def _item_name_as(text, encoding="utf-8"):
 # (id, body -> served body (or raw text), content type, parts the message must contain)
 CASES = [
     (
+        # an empty object would otherwise retire every current invoice of the account
+        "empty-object",
+        lambda b: " { }\n",
+        "application/json",
+        ["billing_invoices_past_due: an empty JSON object", "retire every current invoice"],
+    ),
+    (
         "truncated-json",
         lambda b: json.dumps(b)[: len(json.dumps(b)) // 2],
         "application/json",

@@ -169,6 +169,8 @@ def test_consent_required_gives_the_consent_url(oauth_runner, hosts):
 
 
 def test_assertion_signed_with_another_key_is_refused(oauth_runner, hosts):
+    """Removed to see it fail: the `AuthError` branch of the client's error mapping, or the
+    `rejected` branch of `explain` (exit 1 instead of 2)."""
     other_key, _ = _key_pair()
     code, message = _failure(oauth_runner, jwt_credentials(hosts, private_key=other_key))
     assert code == EXIT_CONFIG and "invalid_grant" in message and "BEGIN" not in message
@@ -196,7 +198,8 @@ def test_bad_refresh_token_is_refused(oauth_runner, hosts):
 def test_unreachable_oauth_server_is_worth_a_retry(oauth_runner, hosts, monkeypatch):
     """Not a rejection: nothing to fix in the credentials, so exit 1 (a scheduler retries).
 
-    The OAuth calls retry with dlt's runtime settings (5 attempts, 1-2-4-8 s by default)."""
+    The OAuth calls retry with dlt's runtime settings (5 attempts, 1-2-4-8 s by default).
+    Removed to see it fail: `AuthError.rejected` always true (exit 2)."""
     monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.05")
     unreachable = "http://127.0.0.1:9"  # the discard port: connection refused
     code, message = _failure(oauth_runner, jwt_credentials(hosts, oauth_base_url=unreachable))

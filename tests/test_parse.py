@@ -275,7 +275,10 @@ def test_item_error_names_the_item():
     body = {
         "billingInvoices": [_invoice(invoiceItems=[{"invoiceItemId": "item-9", "unitPrice": "x"}])]
     }
-    with pytest.raises(ResponseError, match=r"acc-1, invoice inv-1, item item-9, field unitPrice"):
+    with pytest.raises(
+        ResponseError,
+        match=r"acc-1, billing_invoices_past_due, invoice inv-1, item item-9, field unitPrice",
+    ):
         _parse(body)
 
 
@@ -309,7 +312,9 @@ def test_lists_of_the_wrong_shape_are_errors():
 
 
 def test_missing_invoice_id_is_an_error():
-    with pytest.raises(ResponseError, match=r"invoice #0: invoiceId is missing"):
+    with pytest.raises(
+        ResponseError, match=r"billing_invoices_past_due, invoice #0: invoiceId is missing"
+    ):
         _parse({"billingInvoices": [{"amount": "1.00"}]})
 
 
@@ -600,7 +605,7 @@ def test_bodies_arrow_cannot_read_exactly_go_to_the_json_decoder(content):
             b'{"billingInvoices": [{"invoiceId": "a", "invoiceItems": [null]}]}',
             "invoiceItems must be a list of objects",
         ),
-        (b'{"billingInvoices": [{"invoiceId": " "}]}', "invoiceId is missing"),
+        (b'{"billingInvoices": [{"invoiceId": " "}]}', "invoiceId ' ' is blank"),
     ],
 )
 def test_arrow_read_bodies_the_fast_path_refuses_get_the_record_path_errors(content, message):

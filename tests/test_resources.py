@@ -165,7 +165,8 @@ def test_plan_is_one_typed_row_with_seat_discounts_and_no_sensitive_field():
 def test_plan_errors_name_account_plan_field_and_value():
     body = {"billingPlan": {**PLAN_BODY["billingPlan"], "includedSeats": "ten"}}
     with pytest.raises(
-        ResponseError, match=r"account acc-1, plan plan-1, field includedSeats: cannot read 'ten'"
+        ResponseError,
+        match=r"account acc-1, billing_plan, plan plan-1, field includedSeats: cannot read 'ten'",
     ):
         _build("billing_plan", body)
     body = {"billingPlan": {"planId": "p", "seatDiscounts": [{"discountPercent": "x"}]}}
@@ -208,7 +209,9 @@ def test_payments_and_invoices_of_several_pages_are_one_account():
         ("p2", Decimal(-5)),
     ]
     assert "next_uri" not in batch.records.column_names and batch.items is None
-    with pytest.raises(ResponseError, match=r"account acc-1, payment p1, field amount"):
+    with pytest.raises(
+        ResponseError, match=r"account acc-1, billing_payments, payment p1, field amount"
+    ):
         _build("billing_payments", {"billingPayments": [{"paymentId": "p1", "amount": "1.2.3"}]})
 
 

@@ -167,7 +167,7 @@ def test_known_field_changing_type_stops_the_run_with_a_clear_error(
     code, message = explain(error.value)
     assert code == EXIT_FAILED
     assert message.startswith(
-        f"account {account}, invoice {invoice['invoiceId']}, field {field}: cannot read "
+        f"account {account}, billing_invoices_past_due, invoice {invoice['invoiceId']}, field {field}: cannot read "
     )
     assert repr(value)[:20] in message and message.endswith(reason)
     assert runner.snapshot() == before

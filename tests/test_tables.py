@@ -261,7 +261,7 @@ def test_error_lines_name_what_they_must(as_bytes):
         _build({"acc-1": {"billingInvoices": [_invoice("inv-1", balance=long)]}}, as_bytes)
     shown = repr(long)[:80] + "..."
     assert str(error.value).startswith(
-        f"account acc-1, invoice inv-1, field balance: cannot read {shown}: "
+        f"account acc-1, billing_invoices_past_due, invoice inv-1, field balance: cannot read {shown}: "
     )
     exactly = "8" * 78  # its repr is 80 characters: shown whole
     with pytest.raises(ResponseError, match=f"cannot read '{exactly}': "):
@@ -275,7 +275,7 @@ def test_error_lines_name_what_they_must(as_bytes):
             as_bytes,
         )
     assert str(error.value).startswith(
-        "account acc-1, invoice inv-1, item #1, field chargeAmount: cannot read 'x'"
+        "account acc-1, billing_invoices_past_due, invoice inv-1, item #1, field chargeAmount: cannot read 'x'"
     )
     with pytest.raises(ResponseError) as error:
         _build(
@@ -284,12 +284,12 @@ def test_error_lines_name_what_they_must(as_bytes):
         )
     assert (
         str(error.value)
-        == "account acc-1, invoice inv-1: invoiceId appears twice with different content"
+        == "account acc-1, billing_invoices_past_due, invoice inv-1: invoiceId appears twice with different content"
     )
     with pytest.raises(ResponseError) as error:
         _build({"acc-1": {"billingInvoices": [_invoice("inv-1", invoiceItems="it-1")]}}, as_bytes)
     assert str(error.value) == (
-        "account acc-1, invoice inv-1: invoiceItems must be a list of objects, got str"
+        "account acc-1, billing_invoices_past_due, invoice inv-1: invoiceItems must be a list of objects, got str"
     )
     plan = RESOURCES["billing_plan"]
     with pytest.raises(ResponseError) as error:
@@ -304,7 +304,10 @@ def test_an_invoice_without_id_is_an_error_on_both_paths(as_bytes):
     """Removed to see it fail: the null-id check of `_flatten_arrow` (`and` for `or`)."""
     with pytest.raises(ResponseError) as error:
         _build({"acc-1": {"billingInvoices": [_invoice("inv-1"), {"balance": "1.00"}]}}, as_bytes)
-    assert str(error.value) == "account acc-1, invoice #1: invoiceId is missing"
+    assert (
+        str(error.value)
+        == "account acc-1, billing_invoices_past_due, invoice #1: invoiceId is missing"
+    )
 
 
 def test_text_that_is_not_unicode_is_an_error_naming_account_and_endpoint():

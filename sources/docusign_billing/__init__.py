@@ -76,7 +76,15 @@ def select_resources(names: Any) -> list[Resource]:
     """`names` (a list or comma separated; None: all) as descriptions, in the source's order."""
     if names is None or names == "" or names == []:
         names = list(settings.DEFAULT_RESOURCES)
-    wanted = [n.strip() for n in (names.split(",") if isinstance(names, str) else names)]
+    setting = f"sources.docusign_billing.resources = {names!r}"
+    listed = names.split(",") if isinstance(names, str) else names
+    if not isinstance(listed, (list, tuple)) or not all(isinstance(n, str) for n in listed):
+        raise ConfigError(
+            f"{setting} is not a resource name, a list of names or comma separated names"
+        )
+    wanted = [n.strip() for n in listed]
+    if not any(wanted):  # `--resources ","`: never a silent run that loads nothing
+        raise ConfigError(f"{setting} names no resource; choose from {', '.join(RESOURCES)}")
     unknown = [n for n in wanted if n and n not in RESOURCES]
     if unknown:
         raise ConfigError(

@@ -103,6 +103,23 @@ def _require(credentials: DocuSignCredentials, *fields: str) -> list[str]:
     return values
 
 
+def _sendable(credentials: DocuSignCredentials, *fields: str) -> list[str]:
+    """`_require`'s values as they go into HTTP headers and form bodies: surrounding whitespace
+    stripped (a trailing newline from `cat token` or a TOML multi-line string is common); a
+    `ConfigError` naming the field, never its value, when one still holds whitespace or a
+    control character (HTTP would refuse the header, printing it in full)."""
+    values = [str(value).strip() for value in _require(credentials, *fields)]
+    for field, value in zip(fields, values):
+        if not value:
+            raise ConfigError(f"{SECTION}.{field} is only whitespace")
+        if any(c.isspace() or not c.isprintable() for c in value):
+            raise ConfigError(
+                f"{SECTION}.{field} holds whitespace or a control character inside it"
+                " (the value is not shown)"
+            )
+    return values
+
+
 # The fields that only a user sets: `auth` has a default, the OAuth host and scopes too.
 CREDENTIAL_FIELDS = (
     "access_token",
@@ -136,16 +153,16 @@ def _private_key(credentials: DocuSignCredentials) -> str:
 
 
 def _legacy(credentials: DocuSignCredentials) -> AuthBase:
-    return LegacyHeaderAuth(*_require(credentials, "username", "password", "integrator_key"))
+    return LegacyHeaderAuth(*_sendable(credentials, "username", "password", "integrator_key"))
 
 
 def _token(credentials: DocuSignCredentials) -> AuthBase:
-    (access_token,) = _require(credentials, "access_token")
+    (access_token,) = _sendable(credentials, "access_token")
     return BearerAuth(access_token)
 
 
 def _jwt(credentials: DocuSignCredentials) -> AuthBase:
-    integration_key, user_id = _require(credentials, "integration_key", "user_id")
+    integration_key, user_id = _sendable(credentials, "integration_key", "user_id")
     return JwtGrantAuth(
         OAuthServer(credentials.oauth_base_url),
         integration_key,
@@ -159,7 +176,7 @@ def _jwt(credentials: DocuSignCredentials) -> AuthBase:
 def _refresh_token(credentials: DocuSignCredentials) -> AuthBase:
     return RefreshTokenAuth(
         OAuthServer(credentials.oauth_base_url),
-        *_require(credentials, "client_id", "client_secret", "refresh_token"),
+        *_sendable(credentials, "client_id", "client_secret", "refresh_token"),
     )
 
 

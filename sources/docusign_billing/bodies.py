@@ -63,6 +63,8 @@ def read_known(
     ]
     if not contents or len(contents) != len(responses) or not all(map(is_clean, contents)):
         return None  # text that is not clean Unicode goes the record path, which names it
+    if not all(map(_is_object, contents)):
+        return None  # Arrow crashes (SIGSEGV) on a bare `null`; `json_body` names the account
     if all(_one_line_object(c) for c in contents):
         return _read(b"\n".join(contents), len(contents), options)
     tables = []
@@ -76,10 +78,16 @@ def read_known(
     return pa.concat_tables(tables)
 
 
+def _is_object(content: bytes) -> bool:
+    """Whether the body starts (after JSON whitespace) like an object: the only shape handed to
+    Arrow. Several objects in one body give more rows than bodies, which `_read` refuses."""
+    return content.lstrip(b" \t\n\r").startswith(b"{")
+
+
 def _one_line_object(content: bytes) -> bool:
     """Whether the body can share a newline-delimited read: an object without line breaks (JSON
     allows them only between tokens, so a valid body never needs one)."""
-    return content.lstrip().startswith(b"{") and b"\n" not in content and b"\r" not in content
+    return _is_object(content) and b"\n" not in content and b"\r" not in content
 
 
 def _read(content: bytes, rows: int, parse_options: pa_json.ParseOptions) -> pa.Table | None:

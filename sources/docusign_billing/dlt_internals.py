@@ -18,8 +18,10 @@ job that committed before the kill stays committed, so the next run appends besi
 """
 
 import logging
+import os
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import dlt
@@ -32,6 +34,7 @@ from dlt.common.storages.file_storage import FileStorage
 from dlt.common.storages.load_package import PackageStorage, ParsedLoadJobFileName
 from dlt.common.storages.load_storage import LoadStorage
 from dlt.common.storages.normalize_storage import NormalizeStorage
+from dlt.common.versioned_state import json_decode_state
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.load.exceptions import LoadClientJobException
 from packaging.specifiers import SpecifierSet
@@ -85,6 +88,47 @@ FOLLOWUP_FORMATS = ("sql", "reference")
 def normalized_packages(normalized_dir: str) -> PackageStorage:
     """The packages under `load/normalized`, with the job-moving API the repairs need."""
     return PackageStorage(FileStorage(normalized_dir), "normalized")
+
+
+@dataclass(frozen=True)
+class PackageTarget:
+    """Where a pending load package was extracted to go."""
+
+    load_id: str
+    dataset_name: str
+    destination_type: str | None
+    """dlt's destination type, e.g. `dlt.destinations.duckdb`."""
+
+
+def pending_package_targets(pipeline: dlt.Pipeline) -> list[PackageTarget]:
+    """The dataset and destination of each pending package (extracted or normalized).
+
+    dlt 1.31 snapshots the pipeline's state file into every package it extracts
+    (`.restore/state.json`, `Pipeline._save_restore_snapshot`), after `dlt.pipeline()` saved the
+    run's dataset and destination in it; `abort_packages` restores the state from it. A load
+    loads a pending package into the pipeline's current dataset, whatever that snapshot says.
+    Packages without a snapshot are left out."""
+    folders = (
+        (os.path.join("normalize", EXTRACTED_FOLDER), pipeline.list_extracted_load_packages()),
+        (os.path.join("load", NORMALIZED_FOLDER), pipeline.list_normalized_load_packages()),
+    )
+    targets = []
+    for folder, load_ids in folders:
+        packages = PackageStorage(
+            FileStorage(os.path.join(pipeline.working_dir, folder)), "extracted"
+        )
+        for load_id in load_ids:
+            if not packages.can_restore_pipeline_state(load_id):
+                continue
+            state_blob, _ = packages.load_pipeline_state(load_id)
+            if state_blob is None:
+                continue
+            state = json_decode_state(state_blob)
+            if state.get("dataset_name"):
+                targets.append(
+                    PackageTarget(load_id, state["dataset_name"], state.get("destination_type"))
+                )
+    return targets
 
 
 def parse_job_file_name(file_path: str) -> tuple[str, ParsedLoadJobFileName]:

@@ -9,7 +9,8 @@ function itself. Hence:
 1. `prepare(pipeline)` runs in the source function, on the pipeline active when the source is
    created (`dlt.pipeline(...)` activates the pipeline it returns): it repairs that pipeline's
    folder under its run lock, or raises (a run of the CLI holds the lock; a repair this dlt
-   version cannot be trusted with).
+   version cannot be trusted with; a pending package extracted for another dataset or
+   destination, which dlt would load into this run's and so append its items a second time).
 2. `check_extract(pipeline, prepared)` runs when the source's first resource is extracted. It
    refuses to extract when the source was created before the pipeline that runs it (its folder
    was never checked), or when that pipeline still holds packages of an earlier run (a plain
@@ -19,8 +20,8 @@ function itself. Hence:
 
 import dlt
 
-from .dlt_internals import active_pipeline, check_dlt
-from .errors import DocuSignBillingError
+from .dlt_internals import NamingConvention, active_pipeline, check_dlt, pending_package_targets
+from .errors import ConfigError, DocuSignBillingError
 from .recovery import recover
 from .run_lock import held_here, run_lock
 
@@ -35,10 +36,35 @@ def prepare(pipeline: dlt.Pipeline | None = None) -> str | None:
     if pipeline is None:
         return None
     check_dlt()
+    check_pending_target(pipeline)
     if not held_here(pipeline):  # the holder (`load()`) repairs it itself
         with run_lock(pipeline):
             recover(pipeline)
     return pipeline.working_dir
+
+
+def check_pending_target(pipeline: dlt.Pipeline) -> None:
+    """Raises `ConfigError` when a pending package was extracted for another dataset or
+    destination type than `pipeline` has now: loaded here, its items (sent because that dataset
+    did not hold them) would be appended beside the ones this dataset holds."""
+    if not pipeline.dataset_name:  # a user's pipeline given its destination only in `run()`
+        return
+    naming = NamingConvention()
+    dataset = naming.normalize_identifier(pipeline.dataset_name)
+    destination = pipeline.destination.destination_type if pipeline.destination else None
+    for target in pending_package_targets(pipeline):
+        if naming.normalize_identifier(target.dataset_name) == dataset and (
+            None in (target.destination_type, destination) or target.destination_type == destination
+        ):
+            continue
+        where = f"dataset {target.dataset_name!r} ({target.destination_type})"
+        raise ConfigError(
+            f"pipeline {pipeline.pipeline_name} holds a package ({target.load_id}) an earlier run"
+            f" left pending for {where}, not dataset {pipeline.dataset_name!r} ({destination})"
+            f" of this run: finish it with a run into that dataset and destination, or discard it"
+            f" (dlt -y pipeline --pipelines-dir {pipeline.pipelines_dir} {pipeline.pipeline_name}"
+            " abort-packages); nothing was loaded"
+        )
 
 
 def check_extract(pipeline: dlt.Pipeline, prepared: str | None) -> None:

@@ -42,6 +42,12 @@ PIPELINE_NAME: Final = "docusign_billing"
 DATASET_NAME: Final = "billing"
 """Not `docusign_billing`: with `docusign_billing.duckdb` the catalog and schema names would
 collide and dlt's merge SQL fails with a DuckDB binder error."""
+RESERVED_DATASET_NAMES: Final = frozenset(
+    {"information_schema", "pg_catalog", "pg_toast", "temp", "system"}
+)
+"""Schemas DuckDB and PostgreSQL keep for themselves: a load into one fails only once the data is
+extracted ("Cannot create entry in system catalog", DuckDB's "Ambiguous reference" for temp and
+system), leaving a package pending for it; refused up front as a configuration error."""
 DUCKDB_FILE: Final = "docusign_billing.duckdb"
 DEMO_PIPELINE_NAME: Final = "docusign_billing_demo"
 DEMO_DUCKDB_FILE: Final = "docusign_billing_demo.duckdb"

@@ -102,7 +102,7 @@ def _typed(values: pa.Array | list[Any], rule: Rule, api_field: str, where: Wher
     for row, value in enumerate(values):
         try:
             typed.append(rule(value))
-        except ValueError as ex:
+        except (ValueError, OverflowError) as ex:  # overflow: a date beyond UTC's range
             raise ResponseError(
                 f"{where(row)}, field {api_field}: cannot read {_shown(value)}: {ex}"
             ) from None
@@ -160,8 +160,15 @@ class _Columns:
         for api_field in sorted(seen - self.not_extra):
             if self.private and is_sensitive(api_field):
                 continue  # card, bank or personal details: never stored
-            name = column_name(api_field)
             values = [r.get(api_field) for r in records]
+            try:
+                name = column_name(api_field)
+            except ValueError:  # dlt's naming refuses it (an empty name)
+                row = next(i for i, r in enumerate(records) if api_field in r)
+                raise ResponseError(
+                    f"{where(row)}, field {api_field!r} ({_shown(values[row])}):"
+                    " a field name that cannot be a column"
+                ) from None
             columns[f"{name}_api" if name in self.reserved else name] = _typed(
                 values, extra, api_field, where
             )
@@ -216,6 +223,16 @@ def _digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+def _not_an_id(value: Any) -> str:
+    """Why `value` cannot identify a record (it must be a non-blank string)."""
+    if value is None:
+        return "is missing"
+    if isinstance(value, str):
+        return f"{_shown(value)} is blank"
+    kind = {bool: "boolean", dict: "object", list: "array"}.get(type(value), "number")
+    return f"{_shown(value)} is a JSON {kind}, not a string"
+
+
 def _records(parent: dict[str, Any], level: Level, where: str) -> list[dict[str, Any]]:
     """A list the API may send missing, null or empty (or one object, for a `single` level);
     anything but a list of objects is an error."""
@@ -230,6 +247,12 @@ def _records(parent: dict[str, Any], level: Level, where: str) -> list[dict[str,
     if not isinstance(value, list) or not set(map(type, value)) <= {dict}:
         raise ResponseError(f"{where}: {key} must be a list of objects, got {type(value).__name__}")
     return value
+
+
+def _is_empty_object(response: AccountResponse) -> bool:
+    if response.raw is None:
+        return response.body == {}
+    return response.raw.content.translate(None, b" \t\r\n") == b"{}"
 
 
 class BatchParser:
@@ -281,6 +304,13 @@ class BatchParser:
         """Bytes of the responses received: what fills a batch (`settings.BATCH_BYTES`)."""
 
     def add(self, response: AccountResponse) -> None:
+        if self.resource.history == "scd2" and _is_empty_object(response):
+            # for a history resource an answer without records retires every current version:
+            # an empty object (not even the list field or a summary field) is refused instead
+            raise ResponseError(
+                f"account {response.account_id}, {self.resource.endpoint}: an empty JSON object"
+                f" ({{}}), not an answer: it would retire every current {self.resource.records.label}"
+            )
         self.responses.append(response)
         self.size += len(response.raw.content) if response.raw is not None else 0
 
@@ -291,9 +321,10 @@ class BatchParser:
         ids = set()
         for index, record in enumerate(records):
             record_id = record.get(key)
-            where = f"account {account_id}, {level.label} {record_id or f'#{index}'}"
             if not isinstance(record_id, str) or not record_id.strip():
-                raise ResponseError(f"{where}: {key} is missing")
+                where = f"account {account_id}, {self.resource.endpoint}, {level.label} #{index}"
+                raise ResponseError(f"{where}: {key} {_not_an_id(record_id)}")
+            where = self._where(account_id, record_id)
             items = _records(record, items_level, where) if items_level else []
             self.item_parents += [self.records.count] * len(items)
             self.item_positions += range(len(items))
@@ -371,9 +402,12 @@ class BatchParser:
             }
         )
 
+    def _where(self, account_id: str, record_id: str) -> str:
+        """How errors name a record: account, resource (its endpoint), record label and id."""
+        return f"account {account_id}, {self.resource.endpoint}, {self.resource.records.label} {record_id}"
+
     def _record_where(self, row: int) -> str:
-        account_id, record_id = self.record_rows[row]
-        return f"account {account_id}, {self.resource.records.label} {record_id}"
+        return self._where(*self.record_rows[row])
 
     def _item_where(self, row: int) -> str:
         level = self.resource.items

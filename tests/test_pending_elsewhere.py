@@ -1,0 +1,95 @@
+"""A package left pending for one dataset is never loaded into another one.
+
+dlt loads pending packages into the pipeline's current dataset. A package extracted for dataset A
+sends the items A did not hold; loaded into B, which holds them already, they were appended twice
+(found with `--dataset information_schema`, whose load fails and leaves the package pending).
+The real console script, the sandbox over HTTP and a real DuckDB file.
+"""
+
+import subprocess
+import sys
+
+import dlt
+import duckdb
+import pytest
+
+from sources.docusign_billing.dlt_internals import pending_package_targets
+from tests.helpers_reliability import cli, with_repo_on_path
+
+ITEMS = "past_due_invoices__invoice_items"
+
+
+def _items(duckdb_file: str, dataset: str) -> tuple[int, int]:
+    """(rows, distinct items) of the dataset's past-due items."""
+    with duckdb.connect(duckdb_file, read_only=True) as db:
+        (row,) = db.execute(
+            f"SELECT count(*), count(DISTINCT (_dlt_parent_id, invoice_item_id)) FROM {dataset}.{ITEMS}"
+        ).fetchall()
+    return row[0], row[1]
+
+
+@pytest.mark.parametrize("name", ["information_schema", "Information_Schema", "pg_catalog", "temp"])
+def test_a_system_schema_as_dataset_is_refused_before_anything_runs(
+    sandbox, cli_env, tmp_path, name
+):
+    """The hostile sequence: `other`, then a system schema (failed at load and left its package
+    pending), then `other` again (appended every item a second time)."""
+    env, duckdb_file = cli_env(sandbox), str(tmp_path / "invoices.duckdb")
+    common = ["--duckdb-file", duckdb_file]
+    assert cli("run", *common, "--dataset", "other", env=env, cwd=tmp_path).returncode == 0
+    requests = len(sandbox.requests)
+    refused = cli("run", *common, "--dataset", name, env=env, cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.strip().splitlines() == [
+        f"docusign-billing: configuration error: the dataset name {name!r} is a system schema of"
+        " the databases (information_schema, pg_catalog, pg_toast, system, temp are reserved):"
+        " choose another"
+    ]
+    assert len(sandbox.requests) == requests  # refused before the API was asked
+    again = cli("run", *common, "--dataset", "other", env=env, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    rows, distinct = _items(duckdb_file, "other")
+    assert rows == distinct > 0
+
+
+def test_a_package_pending_for_another_dataset_is_refused_until_finished(
+    sandbox, cli_env, tmp_path
+):
+    """Killed while loading into `elsewhere` (items committed, not recorded); a run into `other`
+    refuses with one line (exit 2) and loads nothing; a run into `elsewhere` finishes the
+    package, and then `other` loads again; no item twice in either dataset."""
+    env = cli_env(sandbox)
+    pipelines_dir, duckdb_file = str(tmp_path / "pipelines"), str(tmp_path / "invoices.duckdb")
+    common = ["--pipelines-dir", pipelines_dir, "--duckdb-file", duckdb_file]
+    assert cli("run", *common, "--dataset", "other", env=env, cwd=tmp_path).returncode == 0
+    before = _items(duckdb_file, "other")
+    killed = subprocess.run(
+        [sys.executable, "-m", "tests.helpers_killer", f"load-copy:{ITEMS}", "run", *common]
+        + ["--dataset", "elsewhere"],
+        env=with_repo_on_path(env),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert killed.returncode == -9, killed.stderr
+    pipeline = dlt.attach("docusign_billing", pipelines_dir=pipelines_dir)
+    assert [t.dataset_name for t in pending_package_targets(pipeline)] == ["elsewhere"]
+
+    refused = cli("run", *common, "--dataset", "other", env=env, cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    (line,) = refused.stderr.strip().splitlines()
+    assert line.startswith("docusign-billing: configuration error: pipeline docusign_billing")
+    assert "pending for dataset 'elsewhere'" in line and "not dataset 'other'" in line
+    assert (
+        f"dlt -y pipeline --pipelines-dir {pipelines_dir} docusign_billing abort-packages" in line
+    )
+    assert _items(duckdb_file, "other") == before
+
+    finished = cli("run", *common, "--dataset", "elsewhere", env=env, cwd=tmp_path)
+    assert finished.returncode == 0, finished.stderr
+    again = cli("run", *common, "--dataset", "other", env=env, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert _items(duckdb_file, "other") == before
+    rows, distinct = _items(duckdb_file, "elsewhere")
+    assert rows == distinct == before[1]
