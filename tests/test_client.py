@@ -11,6 +11,7 @@ gets 5 s.
 import json
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from requests import Response
@@ -520,3 +521,40 @@ def test_the_next_burst_window_opens_with_the_burst_limit():
     second = [_acquire_in_thread(without)[0] for _ in range(4)]
     assert _admitted(first, 3) == 3
     assert _admitted(second, 2) == 2
+
+
+def test_a_burst_answer_sent_before_the_window_turned_over_is_stale(monkeypatch):
+    """An answer to a request sent before the gate opened the next burst window says nothing of
+    the new window; one sent at the turnover or after does.
+
+    Removed to see it fail: `elapsed` subtracted from the answer time (`_observe_burst` 27: a long
+    request then counts as sent later than it was), `<` for `<=` (30: an answer sent at the very
+    turnover is dropped)."""
+    now = 1_000_000.0
+    monkeypatch.setattr("sources.docusign_billing.client.time.time", lambda: now)
+
+    def answer(elapsed_seconds: float) -> Response:
+        response = _response(**{"X-BurstLimit-Remaining": "5", "X-BurstLimit-Limit": "10"})
+        response.elapsed = timedelta(seconds=elapsed_seconds)
+        return response
+
+    stale, at_turnover = RateLimitGate(burst_window=30.0), RateLimitGate(burst_window=30.0)
+    for gate in (stale, at_turnover):
+        gate._burst_stale_before = now - 1.0  # the gate opened a new window a second ago
+    stale.observe(answer(elapsed_seconds=5.0))  # sent 5 s ago: the past window's answer
+    at_turnover.observe(answer(elapsed_seconds=1.0))  # sent exactly at the turnover
+    assert stale._burst_remaining is None
+    assert at_turnover._burst_remaining == 5
+
+
+def test_an_answer_without_content_type_is_named_so():
+    """A body that is not JSON is reported with its content type; without one, the line says so.
+
+    Removed to see it fail: the `unknown content type` default of `DocuSignClient.get` (50/55)."""
+    with Sandbox(accounts=1, invoices_per_account=1, seed=2) as api:
+        account = api.account_ids[0]
+        api.set_response(account, b"<html>oops</html>", content_type=None)
+        client = DocuSignClient(api.base_url, BearerAuth(ACCESS_TOKEN))
+        raw = client.get(f"/v2.1/accounts/{account}/billing_invoices_past_due", account)
+    assert raw.content_type == "unknown content type"
+    assert raw.content == b"<html>oops</html>"

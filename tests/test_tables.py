@@ -327,6 +327,18 @@ def test_text_that_is_not_unicode_is_an_error_naming_account_and_endpoint():
     assert checked.build().records["invoice_id"].to_pylist() == ["inv-1"]
 
 
+def test_a_body_that_is_not_json_is_an_error_naming_account_and_endpoint():
+    """Removed to see it fail: the place handed to `json_body` in `build` (`build` 12: the line
+    then names the account only, not the endpoint)."""
+    parser = BatchParser(NOW, "1.5")
+    parser.add(AccountResponse("acc-1", raw=RawBody(b'{"billingInvoices": [', "application/json")))
+    with pytest.raises(ResponseError) as error:
+        parser.build()
+    assert str(error.value).startswith(
+        f"account acc-1, {PAST_DUE.endpoint}: the response is not valid JSON"
+    ), error.value
+
+
 def test_a_batch_counts_the_bytes_it_received():
     """What fills a batch (`settings.BATCH_BYTES`). Removed to see it fail: `+=` in `add`."""
     parser = BatchParser(NOW, "1.5")

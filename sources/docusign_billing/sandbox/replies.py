@@ -67,8 +67,8 @@ GATEWAY_HTML = (
 )
 GATEWAY_TITLES = {"502": "502 Bad Gateway", "504": "504 Gateway Time-out"}
 
-Reply = tuple[int | None, bytes, str, dict[str, str]]
-"""(status, body, content type, extra headers); status None means "drop the connection"."""
+Reply = tuple[int | None, bytes, str | None, dict[str, str]]
+"""(status, body, content type or None for no header, extra headers); status None means "drop the connection"."""
 DROP: Reply = (None, b"", "", {})
 
 

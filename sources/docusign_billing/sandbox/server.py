@@ -301,7 +301,7 @@ class Sandbox:
         account_id: str,
         body: object,
         status: int = 200,
-        content_type: str = "application/json",
+        content_type: str | None = "application/json",
         resource: str = PAST_DUE,
     ) -> None:
         """Serve `body` verbatim for this account's `resource`: dict/list are JSON-encoded,
@@ -338,7 +338,7 @@ class Sandbox:
             self._today = self.initial_today
             for index, invoices in enumerate(self._initial_counts):
                 self._add(index, invoices)
-            self._overrides: dict[tuple[str, str], tuple[int, bytes, str]] = {}
+            self._overrides: dict[tuple[str, str], tuple[int, bytes, str | None]] = {}
             self._denied: set[str] = set()
             self._faults = FaultQueue()
             self._host_limit: HostLimit | None = None

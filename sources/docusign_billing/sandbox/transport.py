@@ -58,7 +58,8 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         self.send_response(status)
-        self.send_header("Content-Type", content_type)
+        if content_type is not None:  # None: an answer without the header
+            self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         for name, value in headers.items():
             self.send_header(name, value)
