@@ -129,6 +129,19 @@ def _accounts() -> None:
         print("  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip())
 
 
+# C0/C1 control characters and DEL as escapes: text from the API must not move the cursor,
+# recolour or clear the terminal (an ANSI escape in an invoice's name is data, not a command)
+_ESCAPED = {c: ascii(chr(c))[1:-1] for c in [*range(0x20), *range(0x7F, 0xA0)]}
+
+
+def _shown(value: object) -> object:
+    """A query result value as printed: NULL for None (not pandas' NaN/NaT), control characters
+    in text escaped."""
+    if value is None:
+        return "NULL"
+    return value.translate(_ESCAPED) if isinstance(value, str) else value
+
+
 def _query(args: argparse.Namespace) -> None:
     import duckdb
     import pandas as pd
@@ -147,7 +160,7 @@ def _query(args: argparse.Namespace) -> None:
             if result is None:
                 return
             frame = pd.DataFrame(result.fetchall(), columns=result.columns, dtype=object)
-            shown = frame.map(lambda value: "NULL" if value is None else value)  # not NaN/NaT
+            shown = frame.map(_shown)
             print(shown.to_string(index=False) if len(frame) else "(no rows)")
     except duckdb.Error as ex:
         raise DocuSignBillingError(f"query failed: {str(ex).splitlines()[0]}") from None

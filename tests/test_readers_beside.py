@@ -47,3 +47,17 @@ def test_query_shows_null_as_null_and_money_exactly(runner, tmp_path):
     )
     assert query.returncode == 0, query.stderr
     assert query.stdout.split() == ["amount", "due", "day", "exact", "NULL", "NULL", "NULL", "0.10"]
+
+
+def test_query_escapes_control_characters_from_the_data(tmp_path, capsys):
+    """Text from the API (an ANSI escape, a carriage return in a name) is printed escaped, never
+    sent to the terminal as a command. Removed to see it fail: `_shown`'s translate."""
+    from pipelines import cli as command_line
+
+    database = str(tmp_path / "odd.duckdb")
+    with duckdb.connect(database) as connection:
+        connection.execute("CREATE TABLE t AS SELECT chr(27) || '[2J' || 'Acme' || chr(13) AS name")
+    code = command_line.main(["query", "SELECT name FROM t", "--duckdb-file", database])
+    shown = capsys.readouterr().out
+    assert code == 0 and "\\x1b[2JAcme\\r" in shown
+    assert "\x1b" not in shown and "\r" not in shown
