@@ -164,6 +164,13 @@ CASES = [
         ["billing_invoices_past_due", "{invoice}", "item {item}", "field chargeName", "U+D800"],
     ),
     (
+        # DuckDB would store it, PostgreSQL refuses it inside its loader: refused for every destination
+        "nul-character",
+        _item_name_as("fee\\u0000"),
+        "application/json",
+        ["billing_invoices_past_due", "{invoice}", "item {item}", "field chargeName", "NUL"],
+    ),
+    (
         "lone-surrogate-in-a-new-field",
         _with(lambda b: b.__setitem__("note", "x\udfff")),
         "application/json",

@@ -3,7 +3,8 @@
 A body is decoded by the charset its `Content-Type` declares (JSON's UTF-8 when it declares none):
 `charset=iso-8859-1` bytes become the characters they stand for. Text that is still not valid
 Unicode, a byte sequence that is not valid in the declared charset or a lone UTF-16 surrogate
-escape (`"\\ud800"`), stops the run before anything is staged, with one error naming account,
+escape (`"\\ud800"`), or that holds a NUL character (`"\\u0000"`: PostgreSQL cannot store one),
+stops the run before anything is staged, with one error naming account,
 resource, record, field and value. Such text cannot be written to Parquet or any warehouse: let
 through, it failed inside the destination's loader, where the package stayed pending and every
 later run failed on it.
@@ -25,9 +26,11 @@ RecordLists = Mapping[str, tuple[str, str | None]]
 """The JSON fields that hold lists of records, each with how an error names one (its label and
 the field that identifies it)."""
 
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-"""A JSON escape of a UTF-16 surrogate: valid only as the first or second half of a pair."""
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_NOT_TEXT_ESCAPE = re.compile(rb"\\u(?:[dD][89a-fA-F][0-9a-fA-F]{2}|0000)")
+"""A JSON escape of a UTF-16 surrogate (valid only as the first or second half of a pair), or of
+NUL."""
+_NOT_TEXT = re.compile("[\ud800-\udfff\x00]")
+"""What text may not hold: a lone surrogate (or an invalid byte, decoded as one), or NUL."""
 
 
 @cache  # a run sees one or two distinct Content-Type values
@@ -58,7 +61,7 @@ def as_utf8(content: bytes, content_type: str) -> bytes:
 
 def is_clean(content: bytes) -> bool:
     """Whether UTF-8 `content` holds only valid Unicode text: what Arrow may read as it is."""
-    if b"\\" in content and _SURROGATE_ESCAPE.search(content):  # memchr: most bodies escape nothing
+    if b"\\" in content and _NOT_TEXT_ESCAPE.search(content):  # memchr: most bodies escape nothing
         return False  # pairs are fine, but only decoding tells a pair from a lone half
     if content.isascii():
         return True
@@ -83,11 +86,11 @@ def check_text(body: Any, where: str, records: RecordLists) -> None:
 
 def _check(value: Any, where: str, field: str | None, records: RecordLists) -> None:
     if isinstance(value, str):
-        if _SURROGATE.search(value):
+        if _NOT_TEXT.search(value):
             _fail(value, where, field)
     elif isinstance(value, dict):
         for key, item in value.items():
-            if isinstance(key, str) and _SURROGATE.search(key):
+            if isinstance(key, str) and _NOT_TEXT.search(key):
                 _fail(key, where, "(a field name)")
             record = records.get(key)
             if record is not None and isinstance(item, list):
@@ -106,10 +109,12 @@ def _check(value: Any, where: str, field: str | None, records: RecordLists) -> N
 
 
 def _fail(text: str, where: str, field: str | None) -> None:
-    bad = _SURROGATE.search(text)
+    bad = _NOT_TEXT.search(text)
     assert bad is not None
     point = ord(bad.group())
-    if 0xDC80 <= point <= 0xDCFF:
+    if point == 0:
+        reason = "a NUL character (U+0000) is not text (PostgreSQL cannot store it)"
+    elif 0xDC80 <= point <= 0xDCFF:
         reason = f"byte 0x{point - 0xDC00:02X} is not valid in the declared charset (UTF-8 if none)"
     else:
         reason = f"a lone surrogate U+{point:04X} is not a character"
