@@ -5,6 +5,7 @@ progress); 2 needs a human (configuration, rejected credentials, consent); 3 som
 the others loaded; 4 nothing to report (`report`); 130 / 143 stopped by SIGINT / SIGTERM. Secrets never reach these messages.
 """
 
+import codecs
 import os
 import tomllib
 
@@ -68,6 +69,12 @@ def unreadable_toml(ex: TomlProviderReadException) -> str:
         except OSError:
             continue  # not there: dlt skips it too
         except tomllib.TOMLDecodeError as error:
+            with open(path, "rb") as file:
+                if file.read(3) == codecs.BOM_UTF8:  # some Windows editors write one
+                    return (
+                        f"{os.path.abspath(path)} starts with a UTF-8 byte-order mark, which TOML"
+                        " does not allow: save it as UTF-8 without BOM"
+                    )
             return f"{os.path.abspath(path)} is not valid TOML: {error}"
         except UnicodeDecodeError as error:  # TOML is UTF-8 only
             return (

@@ -211,3 +211,16 @@ def test_a_bad_value_names_account_resource_record_field_and_value(
     with pytest.raises(ResponseError) as error:
         parser.build(["acc-1"])
     assert str(error.value).startswith(f"account acc-1, {described.endpoint}, {expected}")
+
+
+def test_a_toml_file_with_a_byte_order_mark_says_so(sandbox, cli_env, tmp_path):
+    """Some Windows editors save UTF-8 with a BOM, which TOML forbids; dlt's parser then reports
+    "Invalid statement (at line 1, column 1)". Removed to see it fail: the BOM branch of
+    `failures.unreadable_toml`."""
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "config.toml").write_bytes(
+        b"\xef\xbb\xbf[sources.docusign_billing]\nmax_workers = 4\n"
+    )
+    result = cli("run", env=cli_env(sandbox), cwd=tmp_path)
+    _assert_configuration_error(result, "config.toml starts with a UTF-8 byte-order mark")
+    assert not sandbox.requests
