@@ -85,10 +85,11 @@ def account_bodies(draw, account_id):
         for position in range(draw(st.integers(0, 4))):
             item = {
                 "invoiceItemId": f"{number}-{position}",
-                # any text but NUL, which the text rule refuses (PostgreSQL cannot store it)
+                # any text the text rule accepts: encodable as UTF-8 (no lone surrogate)
+                # and no NUL (PostgreSQL cannot store it)
                 "chargeName": draw(
                     st.text(
-                        st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
+                        st.characters(codec="utf-8", exclude_characters="\x00"),
                         max_size=12,
                     )
                 ),
