@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import dlt
 import pytest
 
 from pipelines.cli import EXIT_FAILED, explain
@@ -96,6 +97,15 @@ def test_failures_on_pages_mid_way_are_recorded_per_resource_and_fetched_again(
             ]
         )
         assert (a2, "billing_invoices", 400, "HOURLY_APIINVOCATION_LIMIT_EXCEEDED") in errors
+        # a1 failed in two resources in one run: its rows differ by key, as the staging dedup
+        # that `deduplicated` skips would otherwise need them to
+        schema = dlt.attach(settings.PIPELINE_NAME, pipelines_dir=runner.pipelines_dir)
+        error_columns = schema.default_schema.get_table_columns(settings.ERRORS_TABLE)
+        assert [c for c, hints in error_columns.items() if hints.get("primary_key")] == [
+            "account_id",
+            "snapshot_at",
+            "resource",
+        ]
         expected, loaded = _expected(api), _loaded(runner)
         assert loaded["invoices"] == _of(expected["invoices"], {a1, a3})
         assert loaded["payments"] == _of(expected["payments"], {a0, a2, a3})

@@ -324,7 +324,9 @@ def _errors_of(resource: Resource) -> DltResource:
         name=settings.ERRORS_TABLE if resource.name == "past_due" else f"{resource.name}_errors",
         table_name=settings.ERRORS_TABLE,
         write_disposition=_REPLAYABLE,
-        primary_key=("account_id", "snapshot_at"),
+        # one row per account, resource and run: the key occurs once per package, as
+        # `_REPLAYABLE`'s `deduplicated` declares (an account may fail in several resources)
+        primary_key=("account_id", "resource", "snapshot_at"),
     )
     def account_errors(batch: ParsedBatch) -> Iterator[object]:
         """One row per account and resource whose call failed in a run."""

@@ -137,7 +137,7 @@ def resource_tables(resource: Resource) -> list[Table]:
 
 ERRORS = Table(
     settings.ERRORS_TABLE,
-    "merge on account and `snapshot_at`",
+    "merge on account, `resource` and `snapshot_at`",
     "accounts whose call failed in a run, by resource",
     (
         _text("account_id", "DocuSign account GUID"),
