@@ -20,29 +20,12 @@ from tests.helpers_reliability import (
     CLI,
     assert_consistent,
     cli,
+    cli_in_process,
     content,
     current_invoices,
     with_repo_on_path,
 )
 from tests.test_interrupted import _assert_like_reference, _change_data, reference  # noqa: F401
-
-
-def cli_in_process(monkeypatch, capsys, *args: str, env: dict[str, str]):
-    """`docusign-billing ARGS` through `cli.main` in this process, with exactly `env`: the
-    exit code (argparse's too) and what it printed, like `cli()` without a process start."""
-    from pipelines import cli as command_line
-
-    for name in set(os.environ) - set(env):
-        monkeypatch.delenv(name)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    capsys.readouterr()
-    try:
-        code = command_line.main(list(args))
-    except SystemExit as ex:  # argparse refusing an argument (its code is an int)
-        code = ex.code if isinstance(ex.code, int) else -1
-    captured = capsys.readouterr()
-    return subprocess.CompletedProcess(args, code, captured.out, captured.err)
 
 
 def _latin1_item_name(body):

@@ -16,8 +16,7 @@ from sources.docusign_billing.sandbox import ACCESS_TOKEN, LEGACY_CREDENTIALS
 from sources.docusign_billing.shapes import AccountResponse, RawBody
 from sources.docusign_billing.tables import BatchParser
 from tests.conftest import REPO
-from tests.helpers_reliability import cli
-from tests.test_hardening import cli_in_process
+from tests.helpers_reliability import cli, cli_in_process
 
 _READ_NULL = """
 from sources.docusign_billing.bodies import read_known

@@ -11,10 +11,9 @@ import sys
 
 import dlt
 import duckdb
-import pytest
 
 from sources.docusign_billing.dlt_internals import pending_package_targets
-from tests.helpers_reliability import cli, with_repo_on_path
+from tests.helpers_reliability import cli, cli_in_process, with_repo_on_path
 
 ITEMS = "past_due_invoices__invoice_items"
 
@@ -28,23 +27,25 @@ def _items(duckdb_file: str, dataset: str) -> tuple[int, int]:
     return row[0], row[1]
 
 
-@pytest.mark.parametrize("name", ["information_schema", "Information_Schema", "pg_catalog", "temp"])
 def test_a_system_schema_as_dataset_is_refused_before_anything_runs(
-    sandbox, cli_env, tmp_path, name
+    sandbox, cli_env, tmp_path, monkeypatch, capsys
 ):
     """The hostile sequence: `other`, then a system schema (failed at load and left its package
-    pending), then `other` again (appended every item a second time)."""
+    pending), then `other` again (appended every item a second time). The refusals in-process
+    (`cli.main`): they happen before any pipeline exists."""
     env, duckdb_file = cli_env(sandbox), str(tmp_path / "invoices.duckdb")
     common = ["--duckdb-file", duckdb_file]
     assert cli("run", *common, "--dataset", "other", env=env, cwd=tmp_path).returncode == 0
     requests = len(sandbox.requests)
-    refused = cli("run", *common, "--dataset", name, env=env, cwd=tmp_path)
-    assert refused.returncode == 2, refused.stderr
-    assert refused.stderr.strip().splitlines() == [
-        f"docusign-billing: configuration error: the dataset name {name!r} is a system schema of"
-        " the databases (information_schema, pg_catalog, pg_toast, system, temp are reserved):"
-        " choose another"
-    ]
+    monkeypatch.chdir(tmp_path)
+    for name in ["information_schema", "Information_Schema", "pg_catalog", "temp"]:
+        refused = cli_in_process(monkeypatch, capsys, "run", *common, "--dataset", name, env=env)
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr.strip().splitlines() == [
+            f"docusign-billing: configuration error: the dataset name {name!r} is a system schema"
+            " of the databases (information_schema, pg_catalog, pg_toast, system, temp are"
+            " reserved): choose another"
+        ]
     assert len(sandbox.requests) == requests  # refused before the API was asked
     again = cli("run", *common, "--dataset", "other", env=env, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
