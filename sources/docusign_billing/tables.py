@@ -9,6 +9,7 @@ pinned by `tests/test_parse.py`); any other batch is collected record by record.
 """
 
 import hashlib
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import cache
@@ -249,10 +250,16 @@ def _records(parent: dict[str, Any], level: Level, where: str) -> list[dict[str,
     return value
 
 
+_EMPTY_OBJECT = re.compile(rb"[ \t\r\n]*\{[ \t\r\n]*\}[ \t\r\n]*")
+"""`{}` amid JSON's whitespace; a body with anything else fails at its first other byte, so a
+large body costs nothing (removing the whitespace first copied every body: ~13 % of the
+past-due run on pretty-printed bodies)."""
+
+
 def _is_empty_object(response: AccountResponse) -> bool:
     if response.raw is None:
         return response.body == {}
-    return response.raw.content.translate(None, b" \t\r\n") == b"{}"
+    return _EMPTY_OBJECT.fullmatch(response.raw.content) is not None
 
 
 class BatchParser:
