@@ -27,15 +27,19 @@ TOKEN_CREDENTIALS = DocuSignCredentials(auth="token", access_token=ACCESS_TOKEN)
 LEGACY = DocuSignCredentials(auth="legacy", **LEGACY_CREDENTIALS)
 
 
-@pytest.fixture(autouse=True)
-def isolated_dlt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """dlt state and config never leak between tests, nor from the developer's machine."""
+def _isolate(directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(("SOURCES__", "DESTINATION__", "RUNTIME__", "NORMALIZE__", "LOAD__")):
             monkeypatch.delenv(name)
-    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
+    monkeypatch.setenv("DLT_DATA_DIR", str(directory / "dlt"))
     monkeypatch.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(directory)
+
+
+@pytest.fixture(autouse=True)
+def isolated_dlt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """dlt state and config never leak between tests, nor from the developer's machine."""
+    _isolate(tmp_path, monkeypatch)
     return tmp_path
 
 
@@ -163,31 +167,47 @@ def two_accounts() -> Iterator[Sandbox]:
         yield api
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
-def engine(request: pytest.FixtureRequest, two_accounts: Sandbox, tmp_path: Path) -> Any:
-    """An `Engine` (tests/helpers_views.py) on a DuckDB file or on its own PostgreSQL database."""
+def _engine(kind: str, sandbox: Sandbox, directory: Path, request: pytest.FixtureRequest) -> Any:
     import dlt
 
     from tests.helpers_views import Engine
 
-    pipelines_dir = str(tmp_path / "pipelines")
-    if request.param == "duckdb":
-        duckdb_file = str(tmp_path / "views.duckdb")
+    pipelines_dir = str(directory / "pipelines")
+    if kind == "duckdb":
+        duckdb_file = str(directory / "views.duckdb")
         return Engine(
-            two_accounts,
-            lambda: make_pipeline(pipelines_dir=pipelines_dir, duckdb_file=duckdb_file),
+            sandbox, lambda: make_pipeline(pipelines_dir=pipelines_dir, duckdb_file=duckdb_file)
         )
     server = request.getfixturevalue("postgres")
     url = server.create_database(f"views_{next(_VIEW_DATABASES)}")
     return Engine(
-        two_accounts,
+        sandbox,
         lambda: make_pipeline(
             destination=dlt.destinations.postgres(credentials=url), pipelines_dir=pipelines_dir
         ),
     )
 
 
+@pytest.fixture(params=["duckdb", "postgres"])
+def engine(request: pytest.FixtureRequest, two_accounts: Sandbox, tmp_path: Path) -> Any:
+    """An `Engine` (tests/helpers_views.py) on a DuckDB file or on its own PostgreSQL database."""
+    return _engine(request.param, two_accounts, tmp_path, request)
+
+
 @pytest.fixture
 def two_runs(engine: Any) -> tuple[Any, str, str, Any, Any]:
     """`engine` after `Engine.two_runs`: (engine, account a, account b, first, second run)."""
     return (engine, *engine.two_runs())
+
+
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+def two_runs_to_read(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Any, str, str, Any, Any]]:
+    """`two_runs` made once per test module and destination, for tests that only read it (each
+    pair of runs costs ~2 s)."""
+    directory = tmp_path_factory.mktemp("two_runs")
+    with pytest.MonkeyPatch.context() as monkeypatch, Sandbox(accounts=2, seed=3) as api:
+        _isolate(directory, monkeypatch)
+        engine = _engine(request.param, api, directory, request)
+        yield (engine, *engine.two_runs())

@@ -25,8 +25,8 @@ def days_since(due_days_ago: int, at: datetime) -> int:
     return (at.astimezone(UTC).date() - (TODAY - timedelta(days=due_days_ago))).days
 
 
-def test_past_due_current_ages_each_invoice_at_the_runs_snapshot(two_runs: tuple) -> None:
-    engine, a, b, _, second = two_runs
+def test_past_due_current_ages_each_invoice_at_the_runs_snapshot(two_runs_to_read: tuple) -> None:
+    engine, a, b, _, second = two_runs_to_read
     rows = engine.view(
         "past_due_current",
         "account_id, invoice_number, currency_code, snapshot_at, balance, days_past_due, aging_bucket",
@@ -48,8 +48,8 @@ def test_past_due_current_ages_each_invoice_at_the_runs_snapshot(two_runs: tuple
     )
 
 
-def test_past_due_aging_counts_and_sums_per_bucket_with_totals(two_runs: tuple) -> None:
-    engine, a, b, _, second = two_runs
+def test_past_due_aging_counts_and_sums_per_bucket_with_totals(two_runs_to_read: tuple) -> None:
+    engine, a, b, _, second = two_runs_to_read
     rows = engine.view(
         "past_due_aging",
         "account_id, currency_code, snapshot_at, invoices_1_30, balance_1_30, invoices_31_60,"
@@ -65,8 +65,8 @@ def test_past_due_aging_counts_and_sums_per_bucket_with_totals(two_runs: tuple) 
     )
 
 
-def test_past_due_daily_keeps_the_last_snapshot_of_each_day(two_runs: tuple) -> None:
-    engine, a, b, first, second = two_runs
+def test_past_due_daily_keeps_the_last_snapshot_of_each_day(two_runs_to_read: tuple) -> None:
+    engine, a, b, first, second = two_runs_to_read
     rows = engine.view(
         "past_due_daily", "account_id, day, snapshot_at, past_due_balance, invoice_count", "1, 2"
     )
@@ -87,8 +87,8 @@ def test_past_due_daily_keeps_the_last_snapshot_of_each_day(two_runs: tuple) -> 
     )
 
 
-def test_invoice_resolution_tells_when_an_invoice_left_the_list(two_runs: tuple) -> None:
-    engine, a, b, first, second = two_runs
+def test_invoice_resolution_tells_when_an_invoice_left_the_list(two_runs_to_read: tuple) -> None:
+    engine, a, b, first, second = two_runs_to_read
     rows = engine.view(
         "invoice_resolution",
         "account_id, invoice_number, status, first_seen_past_due_at, last_seen_past_due_at,"
@@ -109,8 +109,8 @@ def test_invoice_resolution_tells_when_an_invoice_left_the_list(two_runs: tuple)
     )  # fmt: skip
 
 
-def test_view_query_as_of_the_first_run_reports_that_runs_state(two_runs: tuple) -> None:
-    engine, a, b, first, _ = two_runs
+def test_view_query_as_of_the_first_run_reports_that_runs_state(two_runs_to_read: tuple) -> None:
+    engine, a, b, first, _ = two_runs_to_read
     with engine.make().sql_client() as client:
         names = views.qualified_names(client, views.base_tables())
         dialect = engine.make().destination.capabilities().sqlglot_dialect
@@ -130,8 +130,8 @@ def test_view_query_as_of_the_first_run_reports_that_runs_state(two_runs: tuple)
     assert len(resolution) == 6
 
 
-def test_view_query_without_as_of_equals_the_view(two_runs: tuple) -> None:
-    engine = two_runs[0]
+def test_view_query_without_as_of_equals_the_view(two_runs_to_read: tuple) -> None:
+    engine = two_runs_to_read[0]
     with engine.make().sql_client() as client:
         names = views.qualified_names(client, views.base_tables())
         dialect = engine.make().destination.capabilities().sqlglot_dialect
@@ -185,8 +185,8 @@ def test_an_unchanged_run_keeps_the_views_and_one_dropped_is_created_again(
     assert len(created) == 1 and engine.views_present() == present
 
 
-def test_days_past_due_do_not_depend_on_the_sessions_time_zone(two_runs: tuple) -> None:
-    engine = two_runs[0]
+def test_days_past_due_do_not_depend_on_the_sessions_time_zone(two_runs_to_read: tuple) -> None:
+    engine = two_runs_to_read[0]
     with engine.make().sql_client() as client:
         if isinstance(client.native_connection, duckdb.DuckDBPyConnection):
             client.execute_sql("SET TimeZone = 'Pacific/Kiritimati'")  # UTC+14
