@@ -9,9 +9,9 @@ and the rows its append jobs may have committed are deleted by their `_dlt_load_
 goes on and loads fresh data. A destination that cannot be opened or reached is no reason: the
 package is fine and waits for the next run.
 
-Nothing is lost by that: the source keeps no state of its own, every run reads each account's
-whole past-due list from the API, and items are sent for every invoice version whose items the
-destination does not hold. The set-aside run's `past_due_snapshots` point is missing from the
+Nothing is lost by that: aborting restores the incremental windows the package had advanced
+(they are dlt state), every run reads each account's whole past-due list from the API, and items
+are sent for every invoice version whose items the destination does not hold. The set-aside run's `past_due_snapshots` point is missing from the
 time series, like that of any run that failed; a merge of it that had committed stays (an SCD2
 invoice version, retired by the next run when the API no longer sends it).
 """

@@ -1,12 +1,16 @@
 """The incremental windows are kept in dlt's state, with the pipeline folder: a destination that
-does not hold a resource's table (a new or deleted DuckDB file, another dataset) must get the
-whole back-fill, not only the windows after the last run's end."""
+does not hold a resource's table (a new or deleted DuckDB file, another dataset), or holds it as
+of an older state (a file replaced by an older copy), must get the whole back-fill, not only the
+windows after the last run's end."""
 
 import os
+import shutil
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pytest
 
+import sources.docusign_billing as source_module
 from sources.docusign_billing.sandbox import Sandbox
 from tests.conftest import Runner
 from tests.helpers_reliability import windows_asked
@@ -30,7 +34,7 @@ def _counts(duckdb_file: str, dataset: str = "billing") -> tuple[int, int]:
 
 
 def test_a_destination_without_the_tables_gets_the_whole_back_fill(billing, tmp_path):
-    """Removed to see it fail: the `holds_table` check in `_incremental` (the new and the
+    """Removed to see it fail: the `holds_history` check in `_incremental` (the new and the
     recreated file then get only the look-back window: a few invoices instead of three years).
     """
     runner = Runner(billing, tmp_path)
@@ -59,3 +63,38 @@ def test_a_destination_without_the_tables_gets_the_whole_back_fill(billing, tmp_
     runner.run(resources=WINDOWED)
     assert len(windows_asked(billing, "billing_invoices", billing.account_ids[0])) == 1
     assert _counts(first_file) == full
+
+
+def test_a_file_replaced_by_an_older_copy_gets_what_it_missed(tmp_path, monkeypatch):
+    """A DuckDB file restored from a backup taken before the last run: the local windows have
+    passed what it holds. Removed to see it fail: the stored-state version check in
+    `loaded.holds_history` (the restored file then gets only the look-back window and misses
+    every invoice and payment of the 60 days between the backup and the last run)."""
+    moved_on = 60
+    with Sandbox(accounts=2, seed=31, today=datetime.now(UTC).date() - timedelta(moved_on)) as api:
+        runner = Runner(api, tmp_path)
+        real = source_module.current_package
+
+        def before_the_move() -> tuple[datetime, str | None]:
+            at, load_id = real()
+            return at - timedelta(days=moved_on), load_id
+
+        with monkeypatch.context() as patch:
+            patch.setattr(source_module, "current_package", before_the_move)
+            runner.run(resources=WINDOWED)  # the back-fill, 60 days ago
+        backup = tmp_path / "backup.duckdb"
+        shutil.copyfile(runner.duckdb_file, backup)
+        api.advance(moved_on)
+        runner.run(resources=WINDOWED, lookback_days=5)  # today: the 60 days since
+        complete = _counts(runner.duckdb_file)
+        assert complete > _counts(str(backup))  # the 60 days brought invoices and payments
+
+        shutil.copyfile(backup, runner.duckdb_file)
+        api.requests.clear()
+        runner.run(resources=WINDOWED, lookback_days=5)
+        assert len(windows_asked(api, "billing_invoices", api.account_ids[0])) > 1  # back-fill
+        assert _counts(runner.duckdb_file) == complete
+
+        api.requests.clear()  # and the destination is current again: the look-back only
+        runner.run(resources=WINDOWED, lookback_days=5)
+        assert len(windows_asked(api, "billing_invoices", api.account_ids[0])) == 1

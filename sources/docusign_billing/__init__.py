@@ -18,7 +18,7 @@ from .client import HttpSettings, check_setting, validate_base_url
 from .dlt_internals import CurrentLoadPackageStateNotAvailable, with_config
 from .errors import ConfigError
 from .fetch import AccountPages, Fetched, FetchSession, fetch_accounts
-from .loaded import holds_table, loaded_item_versions
+from .loaded import holds_history, loaded_item_versions
 from .oauth import AccountInfo
 from .resources import RESOURCES, Level, Resource
 from .shapes import ParsedBatch
@@ -268,7 +268,10 @@ def docusign_billing(
             fetched: Iterator[Fetched | None]
             if resource.windowed:
                 fetched = _incremental(
-                    resource, snapshot_at.date(), holds_table(pipeline, _table(resource.records))
+                    resource,
+                    snapshot_at.date(),
+                    holds_history(pipeline, _table(resource.records)),
+                    load_id,
                 )
             else:
                 fetched = fetch_accounts(targets(), session, resource)
@@ -283,15 +286,20 @@ def docusign_billing(
         return account_batches
 
     def _incremental(
-        resource: Resource, today: date, destination_has_table: bool
+        resource: Resource, today: date, destination_is_current: bool, load_id: str | None
     ) -> Iterator[Fetched | None]:
         """The windows each account still needs; its state advances as its pages arrive (dlt
         commits the state with the load package: a failed run or account keeps its old one).
-        A destination without the resource's table gets the back-fill whatever the state says
-        (`loaded.holds_table`)."""
-        reached_per_resource = dlt.current.source_state().setdefault("windows", {})
-        if not destination_has_table:
+        A destination without the resource's table, or behind the local state, gets the back-fill
+        whatever the state says (`loaded.holds_history`)."""
+        state = dlt.current.source_state()
+        reached_per_resource = state.setdefault("windows", {})
+        if not destination_is_current:
             reached_per_resource[resource.name] = {}
+            # a back-fill that reaches the same windows again leaves the state unchanged, and dlt
+            # stores only a changed state: this makes it change, so the destination stores the
+            # state of this load and is current again for the next run
+            state["back_filled_by"] = load_id
         reached: dict[str, str] = reached_per_resource.setdefault(resource.name, {})
         start = _start_of_history(history_start, today)
 

@@ -31,21 +31,36 @@ def loaded_item_versions(pipeline: dlt.Pipeline | None, items_table: str) -> pa.
     return pa.concat_arrays([pa.array([], pa.string()), *chunks])
 
 
-def holds_table(pipeline: dlt.Pipeline | None, table: str) -> bool:
-    """Whether the destination's dataset has `table` (rows or none); True outside a pipeline.
+def holds_history(pipeline: dlt.Pipeline | None, table: str) -> bool:
+    """Whether the destination holds `table` as of the pipeline's incremental windows; True
+    outside a pipeline.
 
-    The incremental windows live in dlt's state, which stays with the pipeline folder: a new or
-    deleted DuckDB file, another dataset or another destination would otherwise get only the
-    windows after the last run's end, never the back-fill. A resource whose table the destination
-    does not hold starts again from `history_start`.
+    The windows live in dlt's state, which stays with the pipeline folder: a new or deleted
+    DuckDB file, another dataset or destination, or a file replaced by an older copy would
+    otherwise get only the windows after the last run's end, never what lies before. dlt stores
+    each changed state in the destination with the load that carries it (`_dlt_pipeline_state`),
+    so a destination whose latest stored state version is older than the local one has not
+    loaded every window the local state has passed. Either way the resource starts again from
+    `history_start` (merges keep that free of duplicates). A destination without stored state
+    (another pipeline's, or `restore_from_destination` off) is judged by the table alone.
     """
     if pipeline is None:
         return True
+    local_version = pipeline.state.get("_state_version", 0)
     try:
         with pipeline.sql_client() as client:
             qualified = client.make_qualified_table_name(table)
             with client.execute_query(f"SELECT 1 FROM {qualified} LIMIT 1"):
                 pass
+            states = client.make_qualified_table_name(pipeline.default_schema.state_table_name)
+            try:
+                rows = client.execute_sql(
+                    f"SELECT max(version) FROM {states} WHERE pipeline_name = %s",
+                    pipeline.pipeline_name,
+                )
+            except DatabaseUndefinedRelation:
+                return True
     except DatabaseUndefinedRelation:
         return False
-    return True
+    stored = rows[0][0] if rows else None
+    return stored is None or stored >= local_version
