@@ -6,6 +6,7 @@ import importlib
 import os
 import shutil
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import dlt
@@ -211,11 +212,17 @@ def test_pending_package_targets_are_the_datasets_the_packages_were_extracted_fo
             "targets", destination=target, dataset_name=dataset, pipelines_dir=str(tmp_path)
         )
 
+    @dlt.resource(table_name="t")
+    def noted() -> Iterator[dict]:
+        # what `run_guard.record_location` does: a key in the package's own state, kept with it
+        dlt.current.load_package_state()["state"]["noted_location"] = "here"  # type: ignore[typeddict-unknown-key]
+        yield {"a": 1}
+
     first = pipeline("first")
-    first.extract([{"a": 1}], table_name="t")
-    extracted = pending_package_targets(first)
-    assert [(t.dataset_name, t.destination_type) for t in extracted] == [
-        ("first", "dlt.destinations.duckdb")
+    first.extract(noted())
+    extracted = pending_package_targets(first, "noted_location")
+    assert [(t.dataset_name, t.destination_type, t.location) for t in extracted] == [
+        ("first", "dlt.destinations.duckdb", "here")
     ]
     first.normalize()
-    assert pending_package_targets(pipeline("second")) == extracted  # normalized, read later
+    assert pending_package_targets(pipeline("second"), "noted_location") == extracted

@@ -94,3 +94,45 @@ def test_a_package_pending_for_another_dataset_is_refused_until_finished(
     assert _items(duckdb_file, "other") == before
     rows, distinct = _items(duckdb_file, "elsewhere")
     assert rows == distinct == before[1]
+
+
+def test_a_package_pending_for_another_duckdb_file_is_refused_until_finished(
+    sandbox, cli_env, tmp_path
+):
+    """The same dataset name in another DuckDB file: killed while loading into `a.duckdb`, a run
+    into `b.duckdb` refuses with one line naming this run's file (exit 2) and loads nothing; a
+    run into `a.duckdb` finishes the package, then `b.duckdb` loads; no item twice in either.
+    Removed to see it fail: `run_guard.record_location` (the package then loaded into b)."""
+    env = cli_env(sandbox)
+    pipelines_dir = str(tmp_path / "pipelines")
+    file_a, file_b = str(tmp_path / "a.duckdb"), str(tmp_path / "b.duckdb")
+
+    def run(duckdb_file: str) -> subprocess.CompletedProcess:
+        args = ["--pipelines-dir", pipelines_dir, "--duckdb-file", duckdb_file]
+        return cli("run", *args, env=env, cwd=tmp_path)
+
+    assert run(file_b).returncode == 0
+    before = _items(file_b, "billing")
+    killed = subprocess.run(
+        [sys.executable, "-m", "tests.helpers_killer", f"load-copy:{ITEMS}", "run"]
+        + ["--pipelines-dir", pipelines_dir, "--duckdb-file", file_a],
+        env=with_repo_on_path(env),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert killed.returncode == -9, killed.stderr
+
+    refused = run(file_b)
+    assert refused.returncode == 2, refused.stderr
+    (line,) = refused.stderr.strip().splitlines()
+    assert "pending for dataset 'billing' in another dlt.destinations.duckdb location" in line
+    assert f"not this run's (dataset 'billing' in {file_b})" in line
+    assert _items(file_b, "billing") == before
+
+    assert run(file_a).returncode == 0
+    assert run(file_b).returncode == 0
+    assert _items(file_b, "billing") == before
+    rows, distinct = _items(file_a, "billing")
+    assert rows == distinct == before[1]

@@ -261,6 +261,7 @@ def docusign_billing(
             pipeline = dlt.current.pipeline() if load_id else None
             if pipeline is not None:
                 run_guard.check_extract(pipeline, prepared)
+                run_guard.record_location(pipeline)
             items = resource.items
             known = (
                 loaded_item_versions(pipeline, items.table) if items and items.table else None

@@ -98,16 +98,21 @@ class PackageTarget:
     dataset_name: str
     destination_type: str | None
     """dlt's destination type, e.g. `dlt.destinations.duckdb`."""
+    location: str | None = None
+    """The digest `run_guard.destination_location` recorded in the package's state when the
+    source extracted it (the DuckDB file, the database); None in packages of older versions."""
 
 
-def pending_package_targets(pipeline: dlt.Pipeline) -> list[PackageTarget]:
+def pending_package_targets(pipeline: dlt.Pipeline, location_key: str = "") -> list[PackageTarget]:
     """The dataset and destination of each pending package (extracted or normalized).
 
     dlt 1.31 snapshots the pipeline's state file into every package it extracts
     (`.restore/state.json`, `Pipeline._save_restore_snapshot`), after `dlt.pipeline()` saved the
     run's dataset and destination in it; `abort_packages` restores the state from it. A load
     loads a pending package into the pipeline's current dataset, whatever that snapshot says.
-    Packages without a snapshot are left out."""
+    Packages without a snapshot are left out. `location_key`: the key of the package's own state
+    (`load_package_state()["state"]`, public while extracting) where the source recorded the
+    destination's location."""
     folders = (
         (os.path.join("normalize", EXTRACTED_FOLDER), pipeline.list_extracted_load_packages()),
         (os.path.join("load", NORMALIZED_FOLDER), pipeline.list_normalized_load_packages()),
@@ -125,10 +130,20 @@ def pending_package_targets(pipeline: dlt.Pipeline) -> list[PackageTarget]:
                 continue
             state = json_decode_state(state_blob)
             if state.get("dataset_name"):
+                package_state = packages.get_load_package_state(load_id)
                 targets.append(
-                    PackageTarget(load_id, state["dataset_name"], state.get("destination_type"))
+                    PackageTarget(
+                        load_id,
+                        state["dataset_name"],
+                        state.get("destination_type"),
+                        _text_or_none(dict(package_state).get(location_key)),
+                    )
                 )
     return targets
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def parse_job_file_name(file_path: str) -> tuple[str, ParsedLoadJobFileName]:

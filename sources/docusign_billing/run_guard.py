@@ -18,6 +18,8 @@ function itself. Hence:
    packages hold).
 """
 
+import hashlib
+
 import dlt
 
 from .dlt_internals import NamingConvention, active_pipeline, check_dlt, pending_package_targets
@@ -43,28 +45,73 @@ def prepare(pipeline: dlt.Pipeline | None = None) -> str | None:
     return pipeline.working_dir
 
 
+LOCATION_KEY = "docusign_billing_location"
+"""Where the source records, in each load package's state, the location it was extracted for."""
+
+
+def destination_location(pipeline: dlt.Pipeline) -> str | None:
+    """A digest of where `pipeline` loads: dlt's `data_location()` (the DuckDB file, the
+    database's host, port and name, the bucket); None when its destination cannot say. A
+    digest, so that no location, which may name a host, is written into the package."""
+    try:
+        location = pipeline.destination_client().config.data_location()
+    except Exception:  # no destination yet, or one without a location: nothing to compare
+        return None
+    if not location:
+        return None
+    return hashlib.sha256(location.encode()).hexdigest()[:20]
+
+
+def record_location(pipeline: dlt.Pipeline) -> None:
+    """Notes in the package being extracted where it is meant to load (`check_pending_target`)."""
+    location = destination_location(pipeline)
+    if location is not None:
+        dlt.current.load_package_state()["state"][LOCATION_KEY] = location  # type: ignore[literal-required]
+
+
 def check_pending_target(pipeline: dlt.Pipeline) -> None:
-    """Raises `ConfigError` when a pending package was extracted for another dataset or
-    destination type than `pipeline` has now: loaded here, its items (sent because that dataset
-    did not hold them) would be appended beside the ones this dataset holds."""
+    """Raises `ConfigError` when a pending package was extracted for another dataset,
+    destination type or location (DuckDB file, database) than `pipeline` has now: loaded here,
+    its items (sent because that destination did not hold them) would be appended beside the
+    ones this one holds."""
     if not pipeline.dataset_name:  # a user's pipeline given its destination only in `run()`
         return
     naming = NamingConvention()
     dataset = naming.normalize_identifier(pipeline.dataset_name)
     destination = pipeline.destination.destination_type if pipeline.destination else None
-    for target in pending_package_targets(pipeline):
-        if naming.normalize_identifier(target.dataset_name) == dataset and (
-            None in (target.destination_type, destination) or target.destination_type == destination
-        ):
-            continue
-        where = f"dataset {target.dataset_name!r} ({target.destination_type})"
+    location = None
+    for target in pending_package_targets(pipeline, LOCATION_KEY):
+        same_type = None in (target.destination_type, destination) or (
+            target.destination_type == destination
+        )
+        if naming.normalize_identifier(target.dataset_name) == dataset and same_type:
+            if target.location is None:
+                continue
+            location = location or destination_location(pipeline)
+            if location in (None, target.location):
+                continue
+            where = f"dataset {target.dataset_name!r} in another {destination} location"
+            this_run = (
+                f"this run's (dataset {pipeline.dataset_name!r} in {_location_name(pipeline)})"
+            )
+        else:
+            where = f"dataset {target.dataset_name!r} ({target.destination_type})"
+            this_run = f"dataset {pipeline.dataset_name!r} ({destination}) of this run"
         raise ConfigError(
             f"pipeline {pipeline.pipeline_name} holds a package ({target.load_id}) an earlier run"
-            f" left pending for {where}, not dataset {pipeline.dataset_name!r} ({destination})"
-            f" of this run: finish it with a run into that dataset and destination, or discard it"
+            f" left pending for {where}, not {this_run}: finish it with a run into that dataset"
+            " and destination, or discard it"
             f" (dlt -y pipeline --pipelines-dir {pipeline.pipelines_dir} {pipeline.pipeline_name}"
             " abort-packages); nothing was loaded"
         )
+
+
+def _location_name(pipeline: dlt.Pipeline) -> str:
+    """This run's DuckDB file by name (a path the user chose); any other location by type."""
+    config = pipeline.destination_client().config
+    if config.destination_type.endswith("duckdb"):
+        return str(config.data_location())
+    return "its database"
 
 
 def check_extract(pipeline: dlt.Pipeline, prepared: str | None) -> None:
