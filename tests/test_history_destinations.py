@@ -98,3 +98,27 @@ def test_a_file_replaced_by_an_older_copy_gets_what_it_missed(tmp_path, monkeypa
         api.requests.clear()  # and the destination is current again: the look-back only
         runner.run(resources=WINDOWED, lookback_days=5)
         assert len(windows_asked(api, "billing_invoices", api.account_ids[0])) == 1
+
+
+def test_a_pipeline_that_stops_storing_its_state_is_not_back_filled_every_day(
+    billing, tmp_path, monkeypatch
+):
+    """A user's own pipeline with `restore_from_destination = false` after runs that stored
+    their state: dlt stores none any more, so the stored version stays behind the local one for
+    ever. Removed to see it fail: the `restore_from_destination` check in `loaded.holds_history`
+    (every daily run then back-filled three years of invoices and payments)."""
+    runner = Runner(billing, tmp_path)
+    real = source_module.current_package
+    day = [0]
+
+    def on_day() -> tuple[datetime, str | None]:
+        at, load_id = real()
+        return at + timedelta(days=day[0]), load_id
+
+    monkeypatch.setattr(source_module, "current_package", on_day)
+    runner.run(resources=WINDOWED)  # the CLI's load: the state is stored with it
+    monkeypatch.setenv("RESTORE_FROM_DESTINATION", "false")
+    for day[0] in (1, 2):  # the windows move on each day: a state dlt no longer stores
+        billing.requests.clear()
+        runner.run_plain(resources=WINDOWED)
+        assert len(windows_asked(billing, "billing_invoices", billing.account_ids[0])) == 1

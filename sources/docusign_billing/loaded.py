@@ -42,7 +42,8 @@ def holds_history(pipeline: dlt.Pipeline | None, table: str) -> bool:
     so a destination whose latest stored state version is older than the local one has not
     loaded every window the local state has passed. Either way the resource starts again from
     `history_start` (merges keep that free of duplicates). A destination without stored state
-    (another pipeline's, or `restore_from_destination` off) is judged by the table alone.
+    (another pipeline's), or a pipeline that does not store it (`restore_from_destination` off:
+    the rows an earlier run stored then stay behind for ever), is judged by the table alone.
     """
     if pipeline is None:
         return True
@@ -52,6 +53,8 @@ def holds_history(pipeline: dlt.Pipeline | None, table: str) -> bool:
             qualified = client.make_qualified_table_name(table)
             with client.execute_query(f"SELECT 1 FROM {qualified} LIMIT 1"):
                 pass
+            if not pipeline.config.restore_from_destination:
+                return True
             states = client.make_qualified_table_name(pipeline.default_schema.state_table_name)
             try:
                 rows = client.execute_sql(
