@@ -6,6 +6,7 @@ sends the items A did not hold; loaded into B, which holds them already, they we
 The real console script, the sandbox over HTTP and a real DuckDB file.
 """
 
+import os
 import subprocess
 import sys
 
@@ -102,7 +103,9 @@ def test_a_package_pending_for_another_duckdb_file_is_refused_until_finished(
     """The same dataset name in another DuckDB file: killed while loading into `a.duckdb`, a run
     into `b.duckdb` refuses with one line naming this run's file (exit 2) and loads nothing; a
     run into `a.duckdb` finishes the package, then `b.duckdb` loads; no item twice in either.
-    Removed to see it fail: `run_guard.record_location` (the package then loaded into b)."""
+    The run that finishes it names a.duckdb by a relative symbolic link: the same file, not
+    refused. Removed to see it fail: `run_guard.record_location` (the package then loaded into b);
+    the `realpath` in `run_guard.destination_location` (the link was refused as another file)."""
     env = cli_env(sandbox)
     pipelines_dir = str(tmp_path / "pipelines")
     file_a, file_b = str(tmp_path / "a.duckdb"), str(tmp_path / "b.duckdb")
@@ -131,7 +134,9 @@ def test_a_package_pending_for_another_duckdb_file_is_refused_until_finished(
     assert f"not this run's (dataset 'billing' in {file_b})" in line
     assert _items(file_b, "billing") == before
 
-    assert run(file_a).returncode == 0
+    os.symlink(file_a, tmp_path / "link-to-a.duckdb")  # the same file by another name
+    finished = run("link-to-a.duckdb")
+    assert finished.returncode == 0, finished.stderr
     assert run(file_b).returncode == 0
     assert _items(file_b, "billing") == before
     rows, distinct = _items(file_a, "billing")

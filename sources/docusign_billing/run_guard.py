@@ -19,6 +19,7 @@ function itself. Hence:
 """
 
 import hashlib
+import os
 
 import dlt
 
@@ -51,7 +52,8 @@ LOCATION_KEY = "docusign_billing_location"
 
 def destination_location(pipeline: dlt.Pipeline) -> str | None:
     """A digest of where `pipeline` loads: dlt's `data_location()` (the DuckDB file, the
-    database's host, port and name, the bucket); None when its destination cannot say. A
+    database's host, port and name, the bucket); None when its destination cannot say. A local
+    path counts with its symbolic links resolved (a link and the file it names are one place). A
     digest, so that no location, which may name a host, is written into the package."""
     try:
         location = pipeline.destination_client().config.data_location()
@@ -59,6 +61,8 @@ def destination_location(pipeline: dlt.Pipeline) -> str | None:
         return None
     if not location:
         return None
+    if os.path.isabs(location):
+        location = os.path.realpath(location)
     return hashlib.sha256(location.encode()).hexdigest()[:20]
 
 
