@@ -146,6 +146,12 @@ def _query(args: argparse.Namespace) -> None:
     import duckdb
     import pandas as pd
 
+    if _only_the_demo_was_loaded(args):
+        args.duckdb_file = settings.DEMO_DUCKDB_FILE
+        progress.say(
+            f"no {settings.DUCKDB_FILE} here: querying the demo's {args.duckdb_file}"
+            " (--duckdb-file chooses another file)"
+        )
     if not os.path.isfile(args.duckdb_file):
         raise ConfigError(f"the DuckDB file {args.duckdb_file!r} does not exist")
     # read-only, and unless asked no access to other files: the SQL cannot COPY ... TO a file,
@@ -204,10 +210,10 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _only_the_demo_was_loaded(args: argparse.Namespace) -> bool:
-    """`report` with the default DuckDB file, which does not exist, beside the demo's file: what a
-    new user has after `demo` (the demo never writes into the real file)."""
+    """`report` or `query` with the default DuckDB file, which does not exist, beside the demo's
+    file: what a new user has after `demo` (the demo never writes into the real file)."""
     return (
-        args.destination == "duckdb"
+        getattr(args, "destination", "duckdb") == "duckdb"
         and args.duckdb_file == settings.DUCKDB_FILE
         and not Path(settings.DUCKDB_FILE).exists()
         and Path(settings.DEMO_DUCKDB_FILE).exists()
@@ -248,10 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
             ),
         )
         parser.add_argument(
-            "--duckdb-file", default=duckdb_file, help="DuckDB file, with --destination duckdb"
+            "--duckdb-file",
+            type=os.path.expanduser,
+            default=duckdb_file,
+            help="DuckDB file, with --destination duckdb",
         )
         parser.add_argument(
             "--pipelines-dir",
+            type=os.path.expanduser,
             help="folder where dlt keeps the pipeline state (default: dlt's, ~/.dlt/pipelines; /var/dlt/pipelines as root)",
         )
 
@@ -301,7 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
         "Reads the SQL views of the loaded dataset; loads nothing.",
     )
     add_load_options(report, settings.DUCKDB_FILE, settings.DATASET_NAME)
-    report.add_argument("--out", help="directory for a CSV per view, PNG charts and report.html")
+    report.add_argument(
+        "--out",
+        type=os.path.expanduser,
+        help="directory for a CSV per view, PNG charts and report.html",
+    )
     report.add_argument(
         "--as-of",
         help="report the state at the last run at or before this UTC time (ISO 8601; default: now)",
@@ -314,7 +328,12 @@ def build_parser() -> argparse.ArgumentParser:
         " (COPY ... TO, read_text, ATTACH) unless --allow-files is given.",
     )
     query.add_argument("sql", help='the SQL, e.g. "SELECT * FROM billing.past_due_snapshots"')
-    query.add_argument("--duckdb-file", default=settings.DUCKDB_FILE, help="the DuckDB file")
+    query.add_argument(
+        "--duckdb-file",
+        type=os.path.expanduser,
+        default=settings.DUCKDB_FILE,
+        help="the DuckDB file",
+    )
     query.add_argument(
         "--allow-files",
         action="store_true",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import re
+import shutil
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -192,7 +193,9 @@ def test_filesystem_destination_loads_every_table_as_parquet_and_reports_its_his
     assert (out / "report.html").stat().st_size > 10_000
 
 
-def test_demo_then_report_out_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_then_report_out_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The README's first steps, in a fresh working directory (the `isolated_dlt` fixture's)."""
     assert cli.main(["demo"]) == cli.EXIT_OK
     capsys.readouterr()
@@ -207,3 +210,21 @@ def test_demo_then_report_out_reports(tmp_path: Path, capsys: pytest.CaptureFixt
     # the demo loads the billing history: its two views have their sections on the page too
     page = (tmp_path / "reports" / "report.html").read_text(encoding="utf-8")
     assert "(collections_monthly)</h2>" in page and "(invoice_payments)</h2>" in page
+    # `query` falls back to the demo's file the same way
+    assert cli.main(["query", "SELECT count(*) AS n FROM billing.past_due_snapshots"]) == 0
+    captured = capsys.readouterr()
+    assert "querying the demo's docusign_billing_demo.duckdb" in captured.err
+    assert captured.out.split() == ["n", "5"]
+    # a `~` the shell left as it is (`--out=~/x`) is the home folder, not a folder named `~`
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    shutil.copyfile("docusign_billing_demo.duckdb", tmp_path / "home" / "demo.duckdb")
+    home_report = [
+        "report",
+        "--duckdb-file=~/demo.duckdb",
+        "--out=~/reports",
+        "--pipelines-dir=~/p",
+    ]
+    assert cli.main(home_report) == cli.EXIT_OK
+    assert (tmp_path / "home" / "reports" / "report.html").exists()
+    assert not (tmp_path / "~").exists()
