@@ -223,3 +223,23 @@ def test_a_toml_file_with_a_byte_order_mark_says_so(sandbox, cli_env, tmp_path):
     result = cli("run", env=cli_env(sandbox), cwd=tmp_path)
     _assert_configuration_error(result, "config.toml starts with a UTF-8 byte-order mark")
     assert not sandbox.requests
+
+
+def test_the_secrets_example_copied_as_it_is_names_its_placeholders():
+    """`cp .dlt/secrets.toml.example .dlt/secrets.toml`, then a run: every auth block of the
+    example (the commented ones uncommented) is refused naming a field that is still a `<...>`
+    placeholder, not as "whitespace inside" (the placeholders hold spaces). Removed to see it
+    fail: the placeholder check in `auth._sendable`."""
+    import tomllib
+
+    example = (REPO / ".dlt" / "secrets.toml.example").read_text(encoding="utf-8")
+    section = example.split("[sources.docusign_billing.credentials]")[1].split("\n[")[0]
+    blocks = [block.split("\n\n")[0] for block in section.split("# ---")[1:]]
+    assert len(blocks) == 4
+    for block in blocks:
+        lines = [line.removeprefix("# ") for line in block.splitlines()[1:]]
+        values = tomllib.loads("\n".join(line for line in lines if " = " in line))
+        with pytest.raises(ConfigError) as error:
+            make_auth(DocuSignCredentials(**values))
+        message = str(error.value)
+        assert "is still a placeholder of .dlt/secrets.toml.example" in message, message

@@ -106,12 +106,18 @@ def _require(credentials: DocuSignCredentials, *fields: str) -> list[str]:
 def _sendable(credentials: DocuSignCredentials, *fields: str) -> list[str]:
     """`_require`'s values as they go into HTTP headers and form bodies: surrounding whitespace
     stripped (a trailing newline from `cat token` or a TOML multi-line string is common); a
-    `ConfigError` naming the field, never its value, when one still holds whitespace or a
-    control character (HTTP would refuse the header, printing it in full)."""
+    `ConfigError` naming the field, never its value, when one is still an example's `<...>`
+    placeholder or holds whitespace or a control character (HTTP would refuse the header,
+    printing it in full)."""
     values = [str(value).strip() for value in _require(credentials, *fields)]
     for field, value in zip(fields, values):
         if not value:
             raise ConfigError(f"{SECTION}.{field} is only whitespace")
+        if value.startswith("<") and value.endswith(">"):
+            raise ConfigError(
+                f"{SECTION}.{field} is still a placeholder of .dlt/secrets.toml.example"
+                " (<...>): set your own value"
+            )
         if any(c.isspace() or not c.isprintable() for c in value):
             raise ConfigError(
                 f"{SECTION}.{field} holds whitespace or a control character inside it"
