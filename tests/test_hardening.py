@@ -444,3 +444,23 @@ def test_account_progress_on_a_terminal_only(sandbox, cli_env, tmp_path):
     assert f"accounts {total}/{total}, 1 failed".encode() in shown, shown
     piped = cli("run", env=cli_env(sandbox), cwd=tmp_path)  # stderr is a pipe: no count line
     assert piped.returncode == 3 and f"accounts {total}/{total}" not in piped.stderr
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [("request_timeout", "nan"), ("request_timeout", "inf"), ("backoff_factor", "nan")],
+)
+def test_a_setting_that_is_not_a_finite_number_exits_2_naming_it(
+    sandbox, cli_env, monkeypatch, capsys, name, value
+):
+    """TOML (and the environment) take `nan` and `inf` as floats; they passed the minimum checks
+    and failed mid-run with exit 1 ('Invalid value NaN', 'timestamp out of range'), or were
+    used as a backoff. Removed to see it fail: the `isfinite` check in `client.check_setting`."""
+    env = cli_env(sandbox, **{f"SOURCES__DOCUSIGN_BILLING__{name.upper()}": value})
+    result = cli_in_process(monkeypatch, capsys, "run", env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"docusign-billing: configuration error: sources.docusign_billing.{name} = {value}"
+        " must be a finite number"
+    ]
+    assert not sandbox.requests

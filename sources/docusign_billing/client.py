@@ -1,6 +1,7 @@
 """HTTP access to the DocuSign billing API: dlt's retrying client plus DocuSign's error codes."""
 
 import json
+import math
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -62,7 +63,10 @@ class HttpSettings:
 
 
 def check_setting(name: str, value: float, minimum: float, inclusive: bool = True) -> None:
-    """Raises a `ConfigError` naming `sources.docusign_billing.<name>` when `value` is too small."""
+    """Raises a `ConfigError` naming `sources.docusign_billing.<name>` when `value` is too small,
+    or not a finite number (TOML's `nan` and `inf` are floats: they broke the waits mid-run)."""
+    if not math.isfinite(value):
+        raise ConfigError(f"sources.docusign_billing.{name} = {value} must be a finite number")
     if value < minimum or (not inclusive and value == minimum):
         bound = f"at least {minimum}" if inclusive else f"more than {minimum}"
         raise ConfigError(f"sources.docusign_billing.{name} = {value} must be {bound}")
