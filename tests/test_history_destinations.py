@@ -64,6 +64,13 @@ def test_a_destination_without_the_tables_gets_the_whole_back_fill(billing, tmp_
     assert len(windows_asked(billing, "billing_invoices", billing.account_ids[0])) == 1
     assert _counts(first_file) == full
 
+    # a new pipeline folder (another machine, a lost ~/.dlt or CI cache) on the loaded file: it
+    # runs, nothing twice (it failed at extract, every time, with exit 1: "Schema `None` ... could
+    # not be found": `holds_history` asked the folder's schema, which a new folder does not have)
+    runner.pipelines_dir = str(tmp_path / "new-folder")
+    runner.run(resources=WINDOWED)
+    assert _counts(first_file) == full
+
 
 def test_a_file_replaced_by_an_older_copy_gets_what_it_missed(tmp_path, monkeypatch):
     """A DuckDB file restored from a backup taken before the last run: the local windows have

@@ -55,7 +55,10 @@ def holds_history(pipeline: dlt.Pipeline | None, table: str) -> bool:
                 pass
             if not pipeline.config.restore_from_destination:
                 return True
-            states = client.make_qualified_table_name(pipeline.default_schema.state_table_name)
+            # a new pipeline folder has no schema until its first extract ends: dlt's default one
+            # names the state table the same way
+            schema = pipeline.default_schema if pipeline.default_schema_name else dlt.Schema("_")
+            states = client.make_qualified_table_name(schema.state_table_name)
             try:
                 rows = client.execute_sql(
                     f"SELECT max(version) FROM {states} WHERE pipeline_name = %s",
