@@ -56,7 +56,9 @@ _ERRORS = pa.schema(
         pa.field("http_status", pa.int64()),
         pa.field("error_code", _TEXT),
         pa.field("message", _TEXT, False),
-        pa.field("resource", _TEXT),  # nullable: rows of releases before it have none
+        # part of the table's key, so not null here (dlt warned on every run with a failure
+        # otherwise); rows of releases before it, which have none, stay as they are
+        pa.field("resource", _TEXT, False),
     ]
 )
 _RESERVED = {
