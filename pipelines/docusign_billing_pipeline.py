@@ -20,7 +20,7 @@ import pyarrow as pa
 from dlt.common.pipeline import LoadInfo
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
-from sources.docusign_billing.dlt_internals import DuckDbCredentials  # noqa: E402
+from sources.docusign_billing.dlt_internals import DuckDbCredentials, create_missing_tables  # noqa: E402
 
 if __package__ in (None, ""):  # run as a script from a clone
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -186,11 +186,13 @@ def load(
         progress(
             f"loading into {pipeline.destination.destination_name} ({time.monotonic() - started:.1f} s)"
         )
+        created = create_missing_tables(pipeline)  # dlt creates only the package's tables
         info = pipeline.load()
         # the load has committed: what follows may warn, never fail the run
         try:
             # reporting views follow the tables (pipelines/views.py)
-            refresh_views(pipeline, any(package.schema_update for package in info.load_packages))
+            changed = created or any(package.schema_update for package in info.load_packages)
+            refresh_views(pipeline, changed)
         except Exception as ex:
             progress(f"loaded; the reporting views could not be refreshed ({explain(ex)[1]})")
         return info

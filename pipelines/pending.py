@@ -22,7 +22,7 @@ import dlt
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines.failures import causes, explain
-from sources.docusign_billing.dlt_internals import LoadClientJobException
+from sources.docusign_billing.dlt_internals import LoadClientJobException, create_missing_tables
 from sources.docusign_billing.recovery import remove_appended_rows
 
 Progress = Callable[[str], None]
@@ -35,6 +35,7 @@ def load_pending(pipeline: dlt.Pipeline, progress: Progress) -> None:
     progress("loading what an interrupted run left pending")
     try:
         pipeline.normalize()
+        create_missing_tables(pipeline)
         pipeline.load()
     except Exception as ex:
         if not caused_by_content(ex):

@@ -226,3 +226,36 @@ def test_pending_package_targets_are_the_datasets_the_packages_were_extracted_fo
     ]
     first.normalize()
     assert pending_package_targets(pipeline("second"), "noted_location") == extracted
+
+
+def test_dlt_creates_no_table_once_the_destination_holds_the_schema_version(tmp_path):
+    """`create_missing_tables`: a schema that knows tables `a` and `b` (loaded into one file),
+    stored into a second file by a load of `a` alone: dlt's migration is then skipped for a
+    package of `b` (its hash is stored), and `create_missing_tables` creates `b`."""
+
+    def into(file_name: str) -> dlt.Pipeline:
+        destination = dlt.destinations.duckdb(str(tmp_path / file_name))
+        return dlt.pipeline("internals_tables", destination=destination, dataset_name="d")
+
+    into("first.duckdb").run(
+        [dlt.resource([{"x": 1}], name="a"), dlt.resource([{"y": 1}], name="b")]
+    )
+    second = into("second.duckdb")
+    second.run(dlt.resource([{"x": 2}], name="a"))
+    second.extract(dlt.resource([{"y": 2}], name="b"))
+    second.normalize()
+
+    def tables() -> set[str]:
+        with second.sql_client() as client:
+            rows = client.execute_sql(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'd'"
+            )
+        return {name for (name,) in rows}
+
+    assert "b" not in tables()  # dlt's own migration of `b` is skipped: its hash is stored
+    assert dlt_internals.create_missing_tables(second)
+    assert "b" in tables()
+    second.load()
+    with second.sql_client() as client:
+        assert client.execute_sql("SELECT y FROM b") == [(2,)]
+    assert not dlt_internals.create_missing_tables(second)  # nothing missing: nothing done

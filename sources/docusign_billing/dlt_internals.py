@@ -36,6 +36,7 @@ from dlt.common.storages.load_storage import LoadStorage
 from dlt.common.storages.normalize_storage import NormalizeStorage
 from dlt.common.versioned_state import json_decode_state
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+from dlt.destinations.job_client_impl import SqlJobClientBase
 from dlt.load.exceptions import LoadClientJobException
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
@@ -187,6 +188,29 @@ def check_dlt(say: Callable[[str], Any] = log.warning) -> bool:
             " repaired (install a tested dlt to repair it)"
         )
     return False
+
+
+def create_missing_tables(pipeline: dlt.Pipeline) -> bool:
+    """Creates the tables (and columns) that the normalized packages of `pipeline` write and its
+    SQL destination lacks; whether it created any.
+
+    dlt's load step creates the tables of the package being loaded, but skips its schema
+    migration altogether once the destination holds the schema's version hash (`SqlJobClientBase.
+    update_stored_schema`). A pipeline folder whose schema has every table (loaded elsewhere
+    before) that runs `--resources past_due` into a new dataset stores that hash there with the
+    past-due tables only; every later run that loaded another resource into it then failed on a
+    table that does not exist. `force=True` applies the DDL for what is missing (nothing when
+    nothing is), without storing the version twice. Only the packages' tables: an empty table of
+    a resource not loaded would look loaded to `loaded.holds_history`. A dataset not created yet
+    is left to dlt, which migrates it whole."""
+    tables = set(pipeline.default_schema.dlt_table_names())
+    for load_id in pipeline.list_normalized_load_packages():
+        jobs = pipeline.get_load_package_info(load_id).jobs
+        tables |= {job.job_file_info.table_name for job in jobs.get("new_jobs", [])}
+    with pipeline.destination_client() as client:
+        if not isinstance(client, SqlJobClientBase) or not client.is_storage_initialized():
+            return False  # the filesystem (files appear with their rows), or a new dataset
+        return bool(client.update_stored_schema(only_tables=tables, force=True))
 
 
 # Where dlt's steps commit, for the tests that kill a run at a precise point
