@@ -63,10 +63,14 @@ def destination_location(pipeline: dlt.Pipeline) -> str | None:
 
 
 def record_location(pipeline: dlt.Pipeline) -> None:
-    """Notes in the package being extracted where it is meant to load (`check_pending_target`)."""
+    """Notes in the package being extracted where it is meant to load (`check_pending_target`);
+    once per package, whichever resource extracts first."""
+    package_state = dlt.current.load_package_state()["state"]
+    if LOCATION_KEY in package_state:
+        return
     location = destination_location(pipeline)
     if location is not None:
-        dlt.current.load_package_state()["state"][LOCATION_KEY] = location  # type: ignore[literal-required]
+        package_state[LOCATION_KEY] = location  # type: ignore[literal-required]
 
 
 def check_pending_target(pipeline: dlt.Pipeline) -> None:
