@@ -4,6 +4,8 @@ import dlt
 import pyarrow as pa
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
+from .dlt_internals import state_versions
+
 _CHUNK_ROWS = 100_000
 
 
@@ -46,21 +48,15 @@ def holds_history(pipeline: dlt.Pipeline | None, table: str) -> bool:
     """
     if pipeline is None:
         return True
-    local_version = pipeline.state.get("_state_version", 0)
     try:
         with pipeline.sql_client() as client:
             qualified = client.make_qualified_table_name(table)
             with client.execute_query(f"SELECT 1 FROM {qualified} LIMIT 1"):
                 pass
-            states = client.make_qualified_table_name(pipeline.default_schema.state_table_name)
             try:
-                rows = client.execute_sql(
-                    f"SELECT max(version) FROM {states} WHERE pipeline_name = %s",
-                    pipeline.pipeline_name,
-                )
+                local, stored = state_versions(pipeline, client)
             except DatabaseUndefinedRelation:
-                return True
+                return True  # no stored state: the table is all there is to judge by
     except DatabaseUndefinedRelation:
         return False
-    stored = rows[0][0] if rows else None
-    return stored is None or stored >= local_version
+    return stored is None or stored >= local
