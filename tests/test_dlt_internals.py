@@ -261,14 +261,7 @@ def test_data_location_tells_duckdb_files_apart_and_paths_of_one_file_together(t
     from sources.docusign_billing.dlt_internals import data_location
 
     def location(database: str) -> str | None:
-        return data_location(
-            dlt.pipeline(
-                "located",
-                destination=dlt.destinations.duckdb(database),
-                dataset_name="d",
-                pipelines_dir=str(tmp_path),
-            )
-        )
+        return data_location(_duckdb_pipeline(database, tmp_path))
 
     os.chdir(tmp_path)
     absolute = location(str(tmp_path / "a.duckdb"))
@@ -283,14 +276,7 @@ def test_one_duckdb_file_has_one_recorded_location_whatever_its_path(tmp_path):
     from sources.docusign_billing.run_guard import destination_location
 
     def location(database: str) -> str | None:
-        return destination_location(
-            dlt.pipeline(
-                "located",
-                destination=dlt.destinations.duckdb(database),
-                dataset_name="d",
-                pipelines_dir=str(tmp_path),
-            )
-        )
+        return destination_location(_duckdb_pipeline(database, tmp_path))
 
     (tmp_path / "sub").mkdir()
     (tmp_path / "a.duckdb").touch()
@@ -300,3 +286,12 @@ def test_one_duckdb_file_has_one_recorded_location_whatever_its_path(tmp_path):
     assert location(str(tmp_path / "sub" / ".." / "a.duckdb")) == one
     assert location(str(tmp_path / "link.duckdb")) == one
     assert location(str(tmp_path / "b.duckdb")) not in (None, one)
+
+
+def _duckdb_pipeline(database: str, pipelines_dir: Path) -> dlt.Pipeline:
+    return dlt.pipeline(
+        "located",
+        destination=dlt.destinations.duckdb(database),
+        dataset_name="d",
+        pipelines_dir=str(pipelines_dir),
+    )
