@@ -110,8 +110,10 @@ def _load_and_report(
         seconds=round(summary.seconds, 3),
     )
     if summary.failures:
+        failed = summary.failed_accounts
         progress.say(
-            f"partial failure: {summary.failed_accounts} accounts failed, the others loaded"
+            f"partial failure: {failed} account{'s' if failed != 1 else ''} failed,"
+            " the others loaded"
         )
         return EXIT_PARTIAL
     return EXIT_OK

@@ -11,9 +11,10 @@ package is fine and waits for the next run.
 
 Nothing is lost by that: aborting restores the incremental windows the package had advanced
 (they are dlt state), every run reads each account's whole past-due list from the API, and items
-are sent for every invoice version whose items the destination does not hold. The set-aside run's `past_due_snapshots` point is missing from the
-time series, like that of any run that failed; a merge of it that had committed stays (an SCD2
-invoice version, retired by the next run when the API no longer sends it).
+are sent for every invoice version whose items the destination does not hold. The set-aside
+run's `past_due_snapshots` point is missing from the time series, like that of any run that
+failed; a merge of it that had committed stays (an SCD2 invoice version, retired by the next run
+when the API no longer sends it).
 """
 
 from collections.abc import Callable

@@ -22,21 +22,31 @@ REDRAW_SECONDS = 0.2
 
 
 class _CountLine(logging.Handler):
-    """Draws the latest `FetchProgress` over the previous one."""
+    """Draws the latest counts over the previous ones: one resource's as `accounts 3/5`, several
+    resources (fetched at once) summed as `accounts 7/15 (3 resources)`, so the line never jumps
+    between the resources' counts."""
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
         self.open = False
         self._drawn_at = 0.0
+        self._latest: dict[str, FetchProgress] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
         count: FetchProgress | None = getattr(record, "progress", None)
+        if count is None:
+            return
+        self._latest[count.resource] = count
+        done = sum(c.done for c in self._latest.values())
+        total = sum(c.total for c in self._latest.values())
+        failed = sum(c.failed for c in self._latest.values())
         now = time.monotonic()
-        if count is None or (now - self._drawn_at < REDRAW_SECONDS and count.done < count.total):
+        if now - self._drawn_at < REDRAW_SECONDS and count.done < count.total:
             return
         self._drawn_at = now
-        failed = f", {count.failed} failed" if count.failed else ""
-        sys.stderr.write(f"\r{PREFIX}accounts {count.done}/{count.total}{failed}\x1b[K")
+        resources = f" ({len(self._latest)} resources)" if len(self._latest) > 1 else ""
+        failures = f", {failed} failed" if failed else ""
+        sys.stderr.write(f"\r{PREFIX}accounts {done}/{total}{resources}{failures}\x1b[K")
         sys.stderr.flush()
         self.open = True
 

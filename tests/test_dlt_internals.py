@@ -228,6 +228,75 @@ def test_pending_package_targets_are_the_datasets_the_packages_were_extracted_fo
     assert pending_package_targets(pipeline("second"), "noted_location") == extracted
 
 
+def test_state_versions_are_equal_after_each_load_that_changed_the_state(tmp_path):
+    """`state_versions` (`loaded.holds_history`): dlt stores each changed state, version
+    included, with the load that carries it; a load without a change stores none. If dlt stopped
+    doing either, every daily run would back-fill three years, or a restored file would not."""
+    from sources.docusign_billing.dlt_internals import state_versions
+
+    @dlt.resource(table_name="t")
+    def counted(value: int) -> Iterator[dict]:
+        dlt.current.resource_state()["seen"] = value
+        yield {"a": value}
+
+    pipeline = dlt.pipeline(
+        "versions",
+        destination=dlt.destinations.duckdb(str(tmp_path / "versions.duckdb")),
+        dataset_name="d",
+        pipelines_dir=str(tmp_path),
+    )
+    seen = []
+    for value in (1, 1, 2):
+        pipeline.run(counted(value))
+        with pipeline.sql_client() as client:
+            local, stored = state_versions(pipeline, client)
+        seen.append((local, stored))
+    assert seen[0][0] == seen[0][1] and seen[1] == seen[0]  # unchanged state: no new version
+    assert seen[2][0] == seen[2][1] and seen[2][0] > seen[1][0]
+
+
+def test_data_location_tells_duckdb_files_apart_and_paths_of_one_file_together(tmp_path):
+    """`data_location` (`run_guard.record_location`): one location per file, whichever way its
+    path is written."""
+    from sources.docusign_billing.dlt_internals import data_location
+
+    def location(database: str) -> str | None:
+        return data_location(_duckdb_pipeline(database, tmp_path))
+
+    os.chdir(tmp_path)
+    absolute = location(str(tmp_path / "a.duckdb"))
+    assert absolute is not None and absolute == location("a.duckdb")
+    assert location(str(tmp_path / "b.duckdb")) != absolute
+    assert data_location(dlt.pipeline("unset", pipelines_dir=str(tmp_path))) is None
+
+
+def test_one_duckdb_file_has_one_recorded_location_whatever_its_path(tmp_path):
+    """`run_guard.destination_location`: `..` and symlinks lead to the same file, so to the same
+    location (a run into it is not refused as another file's); another file differs."""
+    from sources.docusign_billing.run_guard import destination_location
+
+    def location(database: str) -> str | None:
+        return destination_location(_duckdb_pipeline(database, tmp_path))
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.duckdb").touch()
+    (tmp_path / "link.duckdb").symlink_to(tmp_path / "a.duckdb")
+    one = location(str(tmp_path / "a.duckdb"))
+    assert one is not None
+    assert location(str(tmp_path / "sub" / ".." / "a.duckdb")) == one
+    assert location(str(tmp_path / "link.duckdb")) == one
+    assert location(str(tmp_path / "b.duckdb")) not in (None, one)
+
+
+def _duckdb_pipeline(database: str, pipelines_dir: Path) -> dlt.Pipeline:
+    return dlt.pipeline(
+        "located",
+        destination=dlt.destinations.duckdb(database),
+        dataset_name="d",
+        pipelines_dir=str(pipelines_dir),
+    )
+
+
 def test_dlt_creates_no_table_once_the_destination_holds_the_schema_version(tmp_path):
     """`create_missing_tables`: a schema that knows tables `a` and `b` (loaded into one file),
     stored into a second file by a load of `a` alone: dlt's migration is then skipped for a

@@ -5,6 +5,7 @@ one clear line."""
 import argparse
 import copy
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -411,14 +412,18 @@ def test_sigterm_from_outside_during_a_slow_extract(sandbox, cli_env, tmp_path, 
 
 
 def test_account_progress_on_a_terminal_only(sandbox, cli_env, tmp_path):
+    """Two resources fetched at once: one line of their summed counts. Removed to see it fail:
+    the sum over resources in `progress._CountLine` (the line showed whichever resource counted
+    last: `accounts 3/3, 1 failed`)."""
     import pty
 
     sandbox.deny_admin(sandbox.account_ids[0])
+    env = cli_env(sandbox, SOURCES__DOCUSIGN_BILLING__RESOURCES="past_due,billing_plan")
     leader, follower = pty.openpty()
     try:
         result = subprocess.run(
             [CLI, "run"],
-            env=cli_env(sandbox),
+            env=env,
             cwd=tmp_path,
             stdout=subprocess.PIPE,
             stderr=follower,
@@ -439,11 +444,24 @@ def test_account_progress_on_a_terminal_only(sandbox, cli_env, tmp_path):
         os.close(leader)
         if follower >= 0:
             os.close(follower)
-    total = len(sandbox.account_ids)
+    total = 2 * len(sandbox.account_ids)
     assert result.returncode == 3
-    assert f"accounts {total}/{total}, 1 failed".encode() in shown, shown
-    piped = cli("run", env=cli_env(sandbox), cwd=tmp_path)  # stderr is a pipe: no count line
+    assert f"accounts {total}/{total} (2 resources), 2 failed".encode() in shown, shown
+    piped = cli("run", env=env, cwd=tmp_path)  # stderr is a pipe: no count line
     assert piped.returncode == 3 and f"accounts {total}/{total}" not in piped.stderr
+    assert "partial failure: 1 account failed, the others loaded" in piped.stderr
+
+
+def test_account_progress_of_one_resource(monkeypatch, capsys):
+    from pipelines import progress
+    from sources.docusign_billing.fetch import FetchProgress
+
+    line = progress._CountLine()
+    for done in (1, 2, 3):
+        record = logging.LogRecord("fetch", logging.INFO, "", 0, "", None, None)
+        record.progress = FetchProgress(done, 3, 1, "past_due")
+        line.emit(record)
+    assert capsys.readouterr().err.endswith(f"{progress.PREFIX}accounts 3/3, 1 failed\x1b[K")
 
 
 @pytest.mark.parametrize(

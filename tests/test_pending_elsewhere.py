@@ -9,6 +9,7 @@ The real console script, the sandbox over HTTP and a real DuckDB file.
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import dlt
 import duckdb
@@ -26,6 +27,20 @@ def _items(duckdb_file: str, dataset: str) -> tuple[int, int]:
             f"SELECT count(*), count(DISTINCT (_dlt_parent_id, invoice_item_id)) FROM {dataset}.{ITEMS}"
         ).fetchall()
     return row[0], row[1]
+
+
+def _killed_while_copying_items(*run_args: str, env: dict[str, str], cwd: Path) -> None:
+    """`docusign-billing run RUN_ARGS` killed (SIGKILL) while it copies the items into place:
+    committed, not recorded, its package left pending."""
+    killed = subprocess.run(
+        [sys.executable, "-m", "tests.helpers_killer", f"load-copy:{ITEMS}", "run", *run_args],
+        env=with_repo_on_path(env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert killed.returncode == -9, killed.stderr
 
 
 def test_a_system_schema_as_dataset_is_refused_before_anything_runs(
@@ -65,16 +80,7 @@ def test_a_package_pending_for_another_dataset_is_refused_until_finished(
     common = ["--pipelines-dir", pipelines_dir, "--duckdb-file", duckdb_file]
     assert cli("run", *common, "--dataset", "other", env=env, cwd=tmp_path).returncode == 0
     before = _items(duckdb_file, "other")
-    killed = subprocess.run(
-        [sys.executable, "-m", "tests.helpers_killer", f"load-copy:{ITEMS}", "run", *common]
-        + ["--dataset", "elsewhere"],
-        env=with_repo_on_path(env),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert killed.returncode == -9, killed.stderr
+    _killed_while_copying_items(*common, "--dataset", "elsewhere", env=env, cwd=tmp_path)
     pipeline = dlt.attach("docusign_billing", pipelines_dir=pipelines_dir)
     assert [t.dataset_name for t in pending_package_targets(pipeline)] == ["elsewhere"]
 
@@ -116,16 +122,9 @@ def test_a_package_pending_for_another_duckdb_file_is_refused_until_finished(
 
     assert run(file_b).returncode == 0
     before = _items(file_b, "billing")
-    killed = subprocess.run(
-        [sys.executable, "-m", "tests.helpers_killer", f"load-copy:{ITEMS}", "run"]
-        + ["--pipelines-dir", pipelines_dir, "--duckdb-file", file_a],
-        env=with_repo_on_path(env),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    _killed_while_copying_items(
+        "--pipelines-dir", pipelines_dir, "--duckdb-file", file_a, env=env, cwd=tmp_path
     )
-    assert killed.returncode == -9, killed.stderr
 
     refused = run(file_b)
     assert refused.returncode == 2, refused.stderr

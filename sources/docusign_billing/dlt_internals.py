@@ -147,6 +147,37 @@ def _text_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def state_versions(pipeline: dlt.Pipeline, client: Any) -> tuple[int, int | None]:
+    """(the pipeline folder's state version, the latest version stored in the destination for
+    this pipeline, None when none is) through an open `pipeline.sql_client()`.
+
+    dlt 1.31 bumps `_state_version` in the local state whenever the state (without `_local`)
+    changes at an extract, and stores that state, version included, in the destination's
+    `_dlt_pipeline_state` table with the load package that carries it
+    (`Pipeline._bump_version_and_extract_state`); after every completed load the two are equal.
+    Raises `DatabaseUndefinedRelation` when the destination has no state table."""
+    # a new pipeline folder has no schema until its first extract ends: dlt's default one names
+    # the state table the same way
+    schema = pipeline.default_schema if pipeline.default_schema_name else dlt.Schema("_")
+    table = client.make_qualified_table_name(schema.state_table_name)
+    rows = client.execute_sql(
+        f"SELECT max(version) FROM {table} WHERE pipeline_name = %s", pipeline.pipeline_name
+    )
+    stored = rows[0][0] if rows else None
+    return int(pipeline.state.get("_state_version", 0)), stored
+
+
+def data_location(pipeline: dlt.Pipeline) -> str | None:
+    """Where `pipeline`'s destination keeps its data (the DuckDB file's path, PostgreSQL's
+    host:port/database, the bucket URL): `DestinationClientConfiguration.data_location()`,
+    dlt 1.31's location check for cross-destination reads, not in its docs. None when the
+    destination is not configured yet or cannot tell."""
+    try:
+        return pipeline.destination_client().config.data_location() or None
+    except Exception:  # no destination yet, or one without a location: nothing to compare
+        return None
+
+
 def parse_job_file_name(file_path: str) -> tuple[str, ParsedLoadJobFileName]:
     """A job file's name and its parts (`<table>.<file_id>.<retry>.<format>`)."""
     file_name = FileStorage.get_file_name_from_file_path(file_path)

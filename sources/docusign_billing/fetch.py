@@ -33,11 +33,12 @@ _log = logging.getLogger(PROGRESS_LOGGER)
 
 @dataclass(frozen=True)
 class FetchProgress:
-    """Accounts answered so far in a run, for an operator's progress line."""
+    """Accounts answered so far for one resource of a run, for an operator's progress line."""
 
     done: int
     total: int
     failed: int
+    resource: str = ""
 
 
 @dataclass
@@ -202,7 +203,7 @@ def fetch_accounts(
                 done += 1
                 failed += isinstance(fetched, AccountFailure)
                 if _log.isEnabledFor(logging.INFO):
-                    count = FetchProgress(done, len(targets), failed)
+                    count = FetchProgress(done, len(targets), failed, resource.name)
                     _log.info(
                         "%s: accounts %d/%d, %d failed",
                         resource.name,

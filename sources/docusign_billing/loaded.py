@@ -4,6 +4,8 @@ import dlt
 import pyarrow as pa
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
+from .dlt_internals import state_versions
+
 _CHUNK_ROWS = 100_000
 
 
@@ -47,7 +49,6 @@ def holds_history(pipeline: dlt.Pipeline | None, table: str) -> bool:
     """
     if pipeline is None:
         return True
-    local_version = pipeline.state.get("_state_version", 0)
     try:
         with pipeline.sql_client() as client:
             qualified = client.make_qualified_table_name(table)
@@ -55,18 +56,10 @@ def holds_history(pipeline: dlt.Pipeline | None, table: str) -> bool:
                 pass
             if not pipeline.config.restore_from_destination:
                 return True
-            # a new pipeline folder has no schema until its first extract ends: dlt's default one
-            # names the state table the same way
-            schema = pipeline.default_schema if pipeline.default_schema_name else dlt.Schema("_")
-            states = client.make_qualified_table_name(schema.state_table_name)
             try:
-                rows = client.execute_sql(
-                    f"SELECT max(version) FROM {states} WHERE pipeline_name = %s",
-                    pipeline.pipeline_name,
-                )
+                local, stored = state_versions(pipeline, client)
             except DatabaseUndefinedRelation:
-                return True
+                return True  # no stored state: the table is all there is to judge by
     except DatabaseUndefinedRelation:
         return False
-    stored = rows[0][0] if rows else None
-    return stored is None or stored >= local_version
+    return stored is None or stored >= local

@@ -23,7 +23,13 @@ import os
 
 import dlt
 
-from .dlt_internals import NamingConvention, active_pipeline, check_dlt, pending_package_targets
+from .dlt_internals import (
+    NamingConvention,
+    active_pipeline,
+    check_dlt,
+    data_location,
+    pending_package_targets,
+)
 from .errors import ConfigError, DocuSignBillingError
 from .recovery import recover
 from .run_lock import held_here, run_lock
@@ -51,26 +57,26 @@ LOCATION_KEY = "docusign_billing_location"
 
 
 def destination_location(pipeline: dlt.Pipeline) -> str | None:
-    """A digest of where `pipeline` loads: dlt's `data_location()` (the DuckDB file, the
-    database's host, port and name, the bucket); None when its destination cannot say. A local
-    path counts with its symbolic links resolved (a link and the file it names are one place). A
-    digest, so that no location, which may name a host, is written into the package."""
-    try:
-        location = pipeline.destination_client().config.data_location()
-    except Exception:  # no destination yet, or one without a location: nothing to compare
+    """A digest of where `pipeline` loads (`dlt_internals.data_location`; a file's path with
+    `..` and symlinks resolved), None when its destination cannot say. A digest, so that no
+    location, which may name a host, is written into the package."""
+    location = data_location(pipeline)
+    if location is None:
         return None
-    if not location:
-        return None
-    if os.path.isabs(location):
+    if os.path.isabs(location):  # a DuckDB file
         location = os.path.realpath(location)
     return hashlib.sha256(location.encode()).hexdigest()[:20]
 
 
 def record_location(pipeline: dlt.Pipeline) -> None:
-    """Notes in the package being extracted where it is meant to load (`check_pending_target`)."""
+    """Notes in the package being extracted where it is meant to load (`check_pending_target`);
+    once per package, whichever resource extracts first."""
+    package_state = dlt.current.load_package_state()["state"]
+    if LOCATION_KEY in package_state:
+        return
     location = destination_location(pipeline)
     if location is not None:
-        dlt.current.load_package_state()["state"][LOCATION_KEY] = location  # type: ignore[literal-required]
+        package_state[LOCATION_KEY] = location  # type: ignore[literal-required]
 
 
 def check_pending_target(pipeline: dlt.Pipeline) -> None:
@@ -112,10 +118,8 @@ def check_pending_target(pipeline: dlt.Pipeline) -> None:
 
 def _location_name(pipeline: dlt.Pipeline) -> str:
     """This run's DuckDB file by name (a path the user chose); any other location by type."""
-    config = pipeline.destination_client().config
-    if config.destination_type.endswith("duckdb"):
-        return str(config.data_location())
-    return "its database"
+    destination = pipeline.destination.destination_type if pipeline.destination else ""
+    return str(data_location(pipeline)) if destination.endswith("duckdb") else "its database"
 
 
 def check_extract(pipeline: dlt.Pipeline, prepared: str | None) -> None:
