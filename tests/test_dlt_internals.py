@@ -319,7 +319,7 @@ def test_dlt_creates_no_table_once_the_destination_holds_the_schema_version(tmp_
             rows = client.execute_sql(
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = 'd'"
             )
-        return {name for (name,) in rows}
+        return {name for (name,) in rows or []}
 
     assert "b" not in tables()  # dlt's own migration of `b` is skipped: its hash is stored
     assert dlt_internals.create_missing_tables(second)
