@@ -67,7 +67,7 @@ ACCOUNT_ERRORS = [
     ("http_status", "int64", VALUE),
     ("error_code", TEXT, VALUE),
     ("message", TEXT, KEY),
-    ("resource", TEXT, VALUE),
+    ("resource", TEXT, KEY),  # part of the table's key
 ]
 CHARGES = [
     ("account_id", TEXT, KEY),
