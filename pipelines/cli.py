@@ -54,7 +54,9 @@ def _configured_source_args(args: argparse.Namespace) -> dict[str, Any]:
         source_args["account_ids"] = args.accounts
     if args.base_url:
         source_args["base_url"] = args.base_url
-    if args.resources:
+    if args.resources is not None:
+        if not args.resources.strip():  # in config an empty value means the default; here not
+            raise ConfigError("--resources '' names no resource; leave it out to load all")
         source_args["resources"] = args.resources
     return source_args
 

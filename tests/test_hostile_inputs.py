@@ -158,6 +158,7 @@ def _not_duckdb(tmp_path):
         (["--duckdb-file", _not_duckdb], "notes.duckdb is not a DuckDB database file"),
         (["--pipelines-dir", "/proc/nope"], "the pipelines folder '/proc/nope' cannot be created"),
         (["--resources", ","], "resources = ',' names no resource"),
+        (["--resources", ""], "--resources '' names no resource"),
     ],
 )
 def test_a_bad_command_line_value_is_one_line_exit_2(

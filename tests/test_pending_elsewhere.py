@@ -129,7 +129,7 @@ def test_a_package_pending_for_another_duckdb_file_is_refused_until_finished(
     refused = run(file_b)
     assert refused.returncode == 2, refused.stderr
     (line,) = refused.stderr.strip().splitlines()
-    assert "pending for dataset 'billing' in another dlt.destinations.duckdb location" in line
+    assert "pending for dataset 'billing' in another duckdb location" in line
     assert f"not this run's (dataset 'billing' in {file_b})" in line
     assert _items(file_b, "billing") == before
 
