@@ -100,7 +100,8 @@ def check_pending_target(pipeline: dlt.Pipeline) -> None:
             location = location or destination_location(pipeline)
             if location in (None, target.location):
                 continue
-            where = f"dataset {target.dataset_name!r} in another {str(destination).rsplit('.', 1)[-1]} location"
+            kind = str(destination).rsplit(".", 1)[-1]  # dlt.destinations.duckdb: duckdb
+            where = f"dataset {target.dataset_name!r} in another {kind} location"
             this_run = (
                 f"this run's (dataset {pipeline.dataset_name!r} in {_location_name(pipeline)})"
             )
