@@ -118,6 +118,10 @@ def _invoice(invoice_id: str, *items: dict, **fields) -> dict:
     return {"invoiceId": invoice_id, "balance": "10.00", "invoiceItems": list(items), **fields}
 
 
+_DLT_LINKAGE = ("_dlt_id", "_dlt_parent_id", "_dlt_root_id", "_dlt_list_idx", "_dlt_load_id")
+"""The columns that link an item row to its record version and run, as dlt names them."""
+
+
 @pytest.mark.parametrize("as_bytes", [False, True], ids=["records", "arrow"])
 @pytest.mark.parametrize("with_invoices", [True, False], ids=["invoices", "none"])
 def test_every_table_has_its_pinned_columns_types_and_nullability(as_bytes, with_invoices):
@@ -205,16 +209,7 @@ def test_item_rows_carry_their_version_position_and_the_load_id(as_bytes):
         zip(batch.records["invoice_id"].to_pylist(), batch.records["_dlt_id"].to_pylist())
     )
     assert list(versions) == ["inv-1", "inv-2"] and versions["inv-1"] == loaded_version
-    items = batch.items.select(
-        [
-            "invoice_item_id",
-            "_dlt_id",
-            "_dlt_parent_id",
-            "_dlt_root_id",
-            "_dlt_list_idx",
-            "_dlt_load_id",
-        ]
-    )
+    items = batch.items.select(["invoice_item_id", *_DLT_LINKAGE])
     version = versions["inv-2"]
     assert items.to_pylist() == [
         {
@@ -430,17 +425,7 @@ def test_an_invoice_without_items_sends_one_marker_row_that_clears_its_items(as_
     assert batch.items is not None
     assert batch.items.column_names[-1] == "_clears_items"
     rows = batch.items.select(
-        [
-            "account_id",
-            "invoice_id",
-            "invoice_item_id",
-            "_dlt_id",
-            "_dlt_parent_id",
-            "_dlt_root_id",
-            "_dlt_list_idx",
-            "_dlt_load_id",
-            "_clears_items",
-        ]
+        ["account_id", "invoice_id", "invoice_item_id", *_DLT_LINKAGE, "_clears_items"]
     ).to_pylist()
     cleared = versions["inv-1"]
     assert rows == [
